@@ -1,0 +1,75 @@
+"""sessionstore: durable homes for AI-agent session snapshots.
+
+The cloud stores (``S3SessionStore``, ``GCSSessionStore``, ``AzureBlobSessionStore``)
+are imported on first access, so ``import sessionstore`` loads no cloud SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from sessionstore.base import ObjectSessionStore
+from sessionstore.codec import JsonSerializer, Serializer
+from sessionstore.errors import (
+    ConflictError,
+    InvalidSessionIdError,
+    SessionStoreError,
+    SnapshotDecodeError,
+    SnapshotEncodeError,
+    SnapshotTooLargeError,
+    StaleSnapshotError,
+    StoreAccessError,
+    StoreConfigError,
+    StoreUnavailableError,
+)
+from sessionstore.retry import RetryPolicy
+from sessionstore.stores.file import FileSessionStore
+from sessionstore.stores.memory import MemorySessionStore
+from sessionstore.types import SessionSnapshot, SessionStore, Versioned
+from sessionstore.url import open_store
+
+if TYPE_CHECKING:
+    from sessionstore.stores.azure import AzureBlobSessionStore
+    from sessionstore.stores.gcs import GCSSessionStore
+    from sessionstore.stores.s3 import S3SessionStore
+
+__all__ = [
+    "AzureBlobSessionStore",
+    "ConflictError",
+    "FileSessionStore",
+    "GCSSessionStore",
+    "InvalidSessionIdError",
+    "JsonSerializer",
+    "MemorySessionStore",
+    "ObjectSessionStore",
+    "RetryPolicy",
+    "S3SessionStore",
+    "Serializer",
+    "SessionSnapshot",
+    "SessionStore",
+    "SessionStoreError",
+    "SnapshotDecodeError",
+    "SnapshotEncodeError",
+    "SnapshotTooLargeError",
+    "StaleSnapshotError",
+    "StoreAccessError",
+    "StoreConfigError",
+    "StoreUnavailableError",
+    "Versioned",
+    "open_store",
+]
+
+_LAZY = {
+    "S3SessionStore": "sessionstore.stores.s3",
+    "GCSSessionStore": "sessionstore.stores.gcs",
+    "AzureBlobSessionStore": "sessionstore.stores.azure",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a cloud store on first access (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sessionstore' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

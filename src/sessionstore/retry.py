@@ -1,0 +1,81 @@
+"""Retry policy as typed data, turned into tenacity (DESIGN §6).
+
+tenacity in the base class is the one owner of retries: every provider switches its
+SDK's own retries off, or attempts would multiply.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_random_exponential,
+)
+
+from sessionstore.errors import StoreConfigError
+
+__all__ = ["RetryPolicy"]
+
+_log = logging.getLogger("sessionstore")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How transient failures are retried: full-jitter exponential backoff.
+
+    Attributes:
+        attempts: total attempts, the first included (1 = no retry).
+        base_delay: seconds; attempt n waits a random time in [0, base_delay * 2**n].
+        max_delay: cap of one wait, in seconds.
+        deadline: seconds from the first attempt after which no new attempt starts.
+
+    Only failures the provider classifies as transient (throttling, 5xx, timeouts,
+    connection resets) are retried; every other error fails on the first attempt.
+
+    Raises:
+        StoreConfigError: a value is out of range.
+    """
+
+    attempts: int = 5
+    base_delay: float = 0.05
+    max_delay: float = 2.0
+    deadline: float = 20.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.attempts, int) or self.attempts < 1:
+            raise StoreConfigError(
+                f"RetryPolicy.attempts must be an int >= 1, not {self.attempts!r}"
+            )
+        for name in ("base_delay", "max_delay", "deadline"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value < 0:
+                raise StoreConfigError(f"RetryPolicy.{name} must be a number >= 0, not {value!r}")
+
+    def retrying(
+        self, is_transient: Callable[[BaseException], bool], what: Callable[[], str]
+    ) -> AsyncRetrying:
+        """Build the tenacity loop for one operation; ``what()`` names it in log lines."""
+
+        def log_retry(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            _log.warning(
+                "sessionstore: %s failed on attempt %d (%s); retrying",
+                what(),
+                state.attempt_number,
+                type(exc).__name__,
+            )
+
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.attempts) | stop_before_delay(self.deadline),
+            wait=wait_random_exponential(multiplier=self.base_delay, max=self.max_delay),
+            retry=retry_if_exception(is_transient),
+            before_sleep=log_retry,
+            reraise=True,
+        )

@@ -1,0 +1,1 @@
+"""One provider per module; imported lazily by :func:`sessionstore.open_store`."""

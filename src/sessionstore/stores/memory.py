@@ -1,0 +1,126 @@
+"""MemorySessionStore: the reference store, in process memory (optional LRU bound)."""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Unpack
+
+from sessionstore.base import (
+    ErrorKind,
+    ListedObject,
+    ObjectInfo,
+    ObjectSessionStore,
+    Page,
+    StoredObject,
+    StoreOptions,
+)
+from sessionstore.errors import ConflictError, StoreConfigError
+
+__all__ = ["MemorySessionStore"]
+
+
+class _Missing(KeyError):
+    """No object at that key."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    body: bytes
+    info: ObjectInfo
+
+
+class MemorySessionStore(ObjectSessionStore):
+    """Sessions in a dict of this process, stored serialized like every other store.
+
+    With ``max_size``, the least recently saved or loaded session is evicted first
+    (like agentick's in-memory store). Version tokens are a counter.
+
+    Raises:
+        StoreConfigError: ``max_size`` is not a positive int, or a base option is bad.
+    """
+
+    provider = "memory"
+
+    def __init__(
+        self, *, max_size: int | None = None, prefix: str = "", **options: Unpack[StoreOptions]
+    ) -> None:
+        super().__init__(prefix=prefix, **options)
+        if max_size is not None and (not isinstance(max_size, int) or max_size < 1):
+            raise StoreConfigError(f"max_size must be a positive int or None, not {max_size!r}")
+        self.max_size = max_size
+        self._objects: OrderedDict[str, _Entry] = OrderedDict()
+        self._counter = itertools.count(1)
+
+    @property
+    def location(self) -> str:
+        """``memory://``."""
+        return "memory://"
+
+    def _classify(self, exc: Exception) -> ErrorKind:
+        return ErrorKind.NOT_FOUND if isinstance(exc, _Missing) else ErrorKind.OTHER
+
+    def _entry(self, key: str) -> _Entry:
+        try:
+            entry = self._objects[key]
+        except KeyError:
+            raise _Missing(key) from None
+        self._objects.move_to_end(key)
+        return entry
+
+    async def _put(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str],
+        if_version: str | None,
+        if_absent: bool,
+    ) -> str:
+        current = self._objects.get(key)
+        if if_absent and current is not None:
+            raise ConflictError("exists")
+        if if_version is not None and (current is None or current.info.version != if_version):
+            raise ConflictError("version mismatch")
+        version = str(next(self._counter))
+        info = ObjectInfo(version, datetime.now(UTC), dict(metadata), len(body))
+        self._objects[key] = _Entry(body, info)
+        self._objects.move_to_end(key)
+        if self.max_size is not None:
+            while len(self._objects) > self.max_size:
+                self._objects.popitem(last=False)
+        return version
+
+    async def _get(self, key: str) -> StoredObject:
+        entry = self._entry(key)
+        self._check_stored_size(key, entry.info.size)
+        return StoredObject(entry.body, entry.info)
+
+    async def _head(self, key: str) -> ObjectInfo:
+        entry = self._objects.get(key)
+        if entry is None:
+            raise _Missing(key)
+        return entry.info
+
+    async def _delete(self, key: str, *, if_version: str | None) -> None:
+        current = self._objects.get(key)
+        if current is None:
+            raise _Missing(key)
+        if if_version is not None and current.info.version != if_version:
+            raise ConflictError("version mismatch")
+        del self._objects[key]
+
+    async def _list_page(self, prefix: str, *, page_size: int, token: str | None) -> Page:
+        keys = sorted(
+            k for k in self._objects if k.startswith(prefix) and (token is None or k > token)
+        )
+        chunk = keys[:page_size]
+        objects = [
+            ListedObject(k, self._objects[k].info.last_modified, self._objects[k].info.version)
+            for k in chunk
+        ]
+        return Page(objects, chunk[-1] if len(keys) > page_size else None)
