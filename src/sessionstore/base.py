@@ -396,7 +396,11 @@ class ObjectSessionStore(ABC):
     ) -> str:
         conditional = if_version is not None or if_absent
 
+        retried = False
+
         async def attempt(n: int) -> str:
+            nonlocal retried
+            retried = n > 1
             try:
                 return await self._put(
                     key,
@@ -423,6 +427,11 @@ class ObjectSessionStore(ABC):
             kind = self._kind(exc)
             if kind is ErrorKind.PRECONDITION or (kind is ErrorKind.NOT_FOUND and if_version):
                 why = "it already exists" if if_absent else f"it is not at version {if_version}"
+                if retried:
+                    why += (
+                        " (an earlier attempt's response was lost; another writer's object"
+                        " is there now)"
+                    )
                 raise self._conflict("save", key, why) from exc
             if kind is ErrorKind.NOT_FOUND:
                 raise StoreAccessError(
