@@ -27,6 +27,7 @@ from sessionstore import (
     InvalidSessionIdError,
     ObjectSessionStore,
     SessionStore,
+    SessionStoreError,
     SnapshotDecodeError,
     SnapshotEncodeError,
     SnapshotTooLargeError,
@@ -287,6 +288,9 @@ class CompressionContract:
 class ConditionalContract:
     """if_version / if_absent are real conditions."""
 
+    #: False where the backend (an emulator) cannot do conditional deletes.
+    conditional_deletes = True
+
     async def test_if_absent(self, store: ObjectSessionStore) -> None:
         await store.save("s", snapshot(tick=1), if_absent=True)
         with pytest.raises(ConflictError):
@@ -302,10 +306,24 @@ class ConditionalContract:
         with pytest.raises(ConflictError):
             await store.save("missing", snapshot(tick=3), if_version=v1)
         assert await store.load("missing") is None
+        loaded = await store.load("s")
+        assert loaded is not None and loaded["tick"] == 2 and v2
+
+    async def test_conditional_delete(self, store: ObjectSessionStore) -> None:
+        v1 = await store.save("s", snapshot(tick=1))
+        v2 = await store.save("s", snapshot(tick=2))
+        if not self.conditional_deletes:
+            # The emulator refuses If-Match on deletes: a clear error, nothing deleted.
+            with pytest.raises(SessionStoreError, match="conditional delete"):
+                await store.delete("s", if_version=v2)
+            assert await store.has("s")
+            return
         with pytest.raises(ConflictError):
             await store.delete("s", if_version=v1)
+        assert await store.has("s")
         await store.delete("s", if_version=v2)
         assert await store.load("s") is None
+        await store.delete("s", if_version=v2)  # absent: no error
 
     async def test_cas_counter_under_concurrency(self, store: ObjectSessionStore) -> None:
         await store.save("counter", snapshot(tick=0))
@@ -417,6 +435,10 @@ class TtlContract:
         assert await later.load("old") is None
         assert await later.has("old") is False
         assert await later.list() == []
+        if not getattr(self, "conditional_deletes", True):
+            with pytest.raises(SessionStoreError, match="conditional delete"):
+                await later.purge_expired()
+            return
         assert await later.purge_expired() == 2
         assert await store.list() == []
 

@@ -29,7 +29,7 @@ import pytest
 try:  # async fixtures that work whatever the user's pytest-asyncio mode is
     from pytest_asyncio import fixture as _async_fixture
 except ImportError:  # pragma: no cover - without pytest-asyncio they cannot run anyway
-    _async_fixture = pytest.fixture
+    _async_fixture = pytest.fixture  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from sessionstore.base import ObjectSessionStore

@@ -1,0 +1,283 @@
+"""S3SessionStore: sessions as objects in an S3 bucket, on aioboto3.
+
+One aioboto3 session and one client are built on first use and reused for every call;
+``aclose()`` closes them (an injected client or session is never closed). botocore's
+own retries are off (``total_max_attempts=1``): the base class's tenacity loop is the
+one retry owner. Endpoint, region and credentials follow boto3's conventions
+(``AWS_*`` variables, ``AWS_ENDPOINT_URL``, profiles, instance roles).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any, Unpack
+
+import aioboto3
+from aiobotocore.config import AioConfig
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+
+from sessionstore.base import (
+    ErrorKind,
+    ListedObject,
+    ObjectInfo,
+    ObjectSessionStore,
+    Page,
+    StoredObject,
+    StoreOptions,
+)
+from sessionstore.errors import StoreConfigError
+
+__all__ = ["S3SessionStore"]
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "InternalError",
+        "ServiceUnavailable",
+        "ConditionalRequestConflict",
+        "OperationAborted",
+    }
+)
+_ACCESS_CODES = frozenset(
+    {
+        "AccessDenied",
+        "NoSuchBucket",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "AllAccessDisabled",
+        "AccountProblem",
+    }
+)
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
+_PRECONDITION_CODES = frozenset({"PreconditionFailed", "412"})
+_TRANSIENT_STATUS = frozenset({500, 502, 503, 504})
+_TRANSIENT_ERRORS = (
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+class S3SessionStore(ObjectSessionStore):
+    """Sessions in an S3 bucket (or LocalStack, MinIO, any S3-compatible service).
+
+    Args:
+        bucket: the bucket name (it must exist).
+        prefix: key prefix, ``sessions/`` by default.
+        session: an ``aioboto3.Session`` to build the client from (never closed).
+        client: an already-open aioboto3 S3 client (never closed by the store).
+        endpoint_url, region_name, aws_access_key_id, aws_secret_access_key,
+        aws_session_token: as in boto3; unset means boto3's environment and config.
+        sse: ``ServerSideEncryption`` for PutObject (``"AES256"`` or ``"aws:kms"``).
+        sse_kms_key_id: ``SSEKMSKeyId`` for PutObject.
+        max_pool_connections, connect_timeout, read_timeout: botocore client config.
+
+    Raises:
+        StoreConfigError: an empty bucket name or a bad option.
+    """
+
+    provider = "s3"
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "sessions/",
+        session: Any = None,
+        client: Any = None,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        aws_session_token: str | None = None,
+        sse: str | None = None,
+        sse_kms_key_id: str | None = None,
+        max_pool_connections: int = 64,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        **options: Unpack[StoreOptions],
+    ) -> None:
+        super().__init__(prefix=prefix, **options)
+        if not isinstance(bucket, str) or not bucket:
+            raise StoreConfigError(f"bucket must be a non-empty str, not {bucket!r}")
+        self.bucket = bucket
+        self.endpoint_url = endpoint_url
+        self.region_name = region_name
+        self._credentials = {
+            "aws_access_key_id": aws_access_key_id,
+            "aws_secret_access_key": aws_secret_access_key,
+            "aws_session_token": aws_session_token,
+        }
+        self._put_extra: dict[str, str] = {}
+        if sse:
+            self._put_extra["ServerSideEncryption"] = sse
+        if sse_kms_key_id:
+            self._put_extra["SSEKMSKeyId"] = sse_kms_key_id
+        self._config = AioConfig(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            max_pool_connections=max_pool_connections,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            # botocore >= 1.36 computes a CRC32 of every body it sends and checks every
+            # body it receives; the codec already refuses corrupt bodies, and the
+            # checksum costs CPU per request. Keep it to the operations that need it.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        self._session = session
+        self._injected = client
+        self._client: Any = client
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    @property
+    def location(self) -> str:
+        """``s3://bucket``."""
+        return f"s3://{self.bucket}"
+
+    @property
+    def client(self) -> Any:
+        """The aioboto3 S3 client in use (None before first use unless injected)."""
+        return self._client
+
+    async def _open(self) -> None:
+        if self._injected is not None:
+            return
+        stack = contextlib.AsyncExitStack()
+        session = self._session or aioboto3.Session()
+        kwargs = {k: v for k, v in self._credentials.items() if v is not None}
+        self._client = await stack.enter_async_context(
+            session.client(
+                "s3",
+                endpoint_url=self.endpoint_url,
+                region_name=self.region_name,
+                config=self._config,
+                **kwargs,
+            )
+        )
+        self._stack = stack
+
+    async def _close(self) -> None:
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            self._client = None
+            await stack.aclose()
+
+    def _classify(self, exc: Exception) -> ErrorKind:
+        if isinstance(exc, ClientError):
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in _ACCESS_CODES or status in (401, 403):
+                return ErrorKind.ACCESS
+            if code in _PRECONDITION_CODES or status == 412:
+                return ErrorKind.PRECONDITION
+            if code in _TRANSIENT_CODES or status in _TRANSIENT_STATUS or status == 429:
+                return ErrorKind.TRANSIENT
+            if code in _NOT_FOUND_CODES or status == 404:
+                return ErrorKind.NOT_FOUND
+            return ErrorKind.OTHER
+        if isinstance(exc, _TRANSIENT_ERRORS):
+            return ErrorKind.TRANSIENT
+        if isinstance(exc, NoCredentialsError):
+            return ErrorKind.ACCESS
+        # aiohttp's errors (ClientConnectionError, ServerDisconnectedError, payload
+        # errors) reach us unwrapped when a connection breaks mid-body.
+        if type(exc).__module__.startswith("aiohttp"):
+            return ErrorKind.TRANSIENT
+        return ErrorKind.OTHER
+
+    def _error_detail(self, exc: Exception) -> str:
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            detail = f"{error.get('Code', 'error')}, HTTP {status}"
+            if status == 501 and exc.operation_name == "DeleteObject":
+                detail += (
+                    ": this endpoint does not implement conditional deletes (If-Match on"
+                    " DeleteObject, which AWS S3 supports since 2025-09)"
+                )
+            return detail
+        return type(exc).__name__
+
+    async def _put(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str],
+        if_version: str | None,
+        if_absent: bool,
+    ) -> str:
+        kwargs: dict[str, Any] = dict(self._put_extra)
+        if if_version is not None:
+            kwargs["IfMatch"] = if_version
+        elif if_absent:
+            kwargs["IfNoneMatch"] = "*"
+        response = await self._client.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=body,
+            ContentType=content_type,
+            Metadata=dict(metadata),
+            **kwargs,
+        )
+        return str(response["ETag"])
+
+    async def _get(self, key: str) -> StoredObject:
+        response = await self._client.get_object(Bucket=self.bucket, Key=key)
+        async with response["Body"] as stream:
+            self._check_stored_size(key, response.get("ContentLength"))
+            body = await stream.read()
+        return StoredObject(bytes(body), _info(response))
+
+    async def _head(self, key: str) -> ObjectInfo:
+        return _info(await self._client.head_object(Bucket=self.bucket, Key=key))
+
+    async def _delete(self, key: str, *, if_version: str | None) -> None:
+        kwargs: dict[str, Any] = {}
+        if if_version is not None:
+            kwargs["IfMatch"] = if_version
+        await self._client.delete_object(Bucket=self.bucket, Key=key, **kwargs)
+
+    async def _list_page(self, prefix: str, *, page_size: int, token: str | None) -> Page:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "Delimiter": "/"}
+        kwargs["MaxKeys"] = page_size
+        if token:
+            kwargs["ContinuationToken"] = token
+        response = await self._client.list_objects_v2(**kwargs)
+        objects = [
+            ListedObject(obj["Key"], obj.get("LastModified"), obj.get("ETag"), obj.get("Size"))
+            for obj in response.get("Contents", [])
+        ]
+        next_token = response.get("NextContinuationToken") if response.get("IsTruncated") else None
+        return Page(objects, next_token)
+
+    def __repr__(self) -> str:
+        endpoint = f", endpoint_url={self.endpoint_url!r}" if self.endpoint_url else ""
+        return f"S3SessionStore({self.bucket!r}, prefix={self.prefix!r}{endpoint})"
+
+
+def _info(response: Mapping[str, Any]) -> ObjectInfo:
+    return ObjectInfo(
+        version=str(response["ETag"]),
+        last_modified=response.get("LastModified"),
+        metadata=response.get("Metadata") or {},
+        size=response.get("ContentLength"),
+    )
