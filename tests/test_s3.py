@@ -14,7 +14,7 @@ from tests.contract import MakeStore, StoreContract, snapshot
 
 class TestS3Store(StoreContract):
     # LocalStack 4.13 answers If-Match on DeleteObject with 501 (AWS has it since 2025-09).
-    conditional_deletes = False
+    conditional_deletes = "refused"
 
     @pytest.fixture
     def make_store(self, make_s3_store: MakeStore) -> MakeStore:

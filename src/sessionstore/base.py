@@ -260,10 +260,17 @@ class ObjectSessionStore(ABC):
                 await self._open()
                 self._opened = True
 
-    async def _call(self, op: str, key: str | None, fn: Callable[[int], Awaitable[T]]) -> T:
+    async def _call(
+        self,
+        op: str,
+        key: str | None,
+        fn: Callable[[int], Awaitable[T]],
+        *,
+        passthrough: tuple[ErrorKind, ...] = (ErrorKind.NOT_FOUND, ErrorKind.PRECONDITION),
+    ) -> T:
         """Run one primitive call under the retry policy; map what escapes.
 
-        ``fn`` gets the attempt number (1-based). NOT_FOUND and PRECONDITION errors
+        ``fn`` gets the attempt number (1-based). Errors of the ``passthrough`` kinds
         are re-raised unchanged for the caller to interpret; everything else is
         mapped onto the error tree.
         """
@@ -287,9 +294,7 @@ class ObjectSessionStore(ABC):
                     return result
         except Exception as exc:
             kind = self._kind(exc)
-            if kind in (ErrorKind.NOT_FOUND, ErrorKind.PRECONDITION) or isinstance(
-                exc, SessionStoreError
-            ):
+            if kind in passthrough or isinstance(exc, SessionStoreError):
                 raise
             raise self._mapped(exc, kind, what, attempt) from exc
         raise AssertionError("unreachable")  # pragma: no cover
@@ -305,6 +310,8 @@ class ObjectSessionStore(ABC):
                 f"{what} was refused ({detail}): check the credentials and that"
                 f" {self.location} exists"
             )
+        if kind is ErrorKind.NOT_FOUND:  # a listing found no bucket/container
+            return StoreAccessError(f"{what} failed ({detail}): {self.location} does not exist")
         return SessionStoreError(f"{what} failed ({detail})")
 
     def _conflict(self, op: str, key: str, why: str) -> ConflictError:
@@ -543,6 +550,7 @@ class ObjectSessionStore(ABC):
                 lambda _, current=token: self._list_page(  # type: ignore[misc]
                     self.prefix, page_size=page_size, token=current
                 ),
+                passthrough=(),
             )
             for obj in page.objects:
                 session_id = decode_key(self.prefix, obj.key)

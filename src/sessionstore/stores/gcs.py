@@ -1,0 +1,275 @@
+"""GCSSessionStore: sessions as objects in a Google Cloud Storage bucket.
+
+google-cloud-storage is synchronous, so every SDK call runs on a bounded thread pool
+owned by the store, never on the event loop; the HTTP connection pool of the client
+the store builds is sized to match (requests' default of 10 would discard
+connections under load). The SDK's retries are off (``retry=None`` on every call):
+the base class's tenacity loop is the one retry owner. ``STORAGE_EMULATOR_HOST`` and
+Application Default Credentials work as in the SDK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar, Unpack
+from urllib.parse import quote
+
+import requests
+from google.api_core import exceptions as gexc
+from google.auth import exceptions as auth_exc
+from google.cloud import storage
+
+from sessionstore.base import (
+    ErrorKind,
+    ListedObject,
+    ObjectInfo,
+    ObjectSessionStore,
+    Page,
+    StoredObject,
+    StoreOptions,
+)
+from sessionstore.errors import ConflictError, StoreConfigError
+
+__all__ = ["GCSSessionStore"]
+
+T = TypeVar("T")
+_META_HEADER = "x-goog-meta-"
+_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_TRANSIENT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    auth_exc.TransportError,
+    ConnectionError,
+    TimeoutError,
+)
+_ACCESS_ERRORS = (gexc.Forbidden, gexc.Unauthorized, auth_exc.RefreshError)
+
+
+class GCSSessionStore(ObjectSessionStore):
+    """Sessions in a GCS bucket (or fake-gcs-server via ``STORAGE_EMULATOR_HOST``).
+
+    Args:
+        bucket: the bucket name (it must exist).
+        prefix: object name prefix, ``sessions/`` by default.
+        client: an already-built ``google.cloud.storage.Client`` (never closed).
+        project, credentials: as for ``storage.Client`` (default: ADC, or anonymous
+            credentials with the emulator).
+        kms_key_name: a Cloud KMS key for the objects the store writes.
+        max_workers: size of the store's thread pool and HTTP connection pool.
+        timeout: seconds for each HTTP request.
+
+    Raises:
+        StoreConfigError: an empty bucket name or a bad option.
+    """
+
+    provider = "gcs"
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "sessions/",
+        client: Any = None,
+        project: str | None = None,
+        credentials: Any = None,
+        kms_key_name: str | None = None,
+        max_workers: int = 32,
+        timeout: float = 30.0,
+        **options: Unpack[StoreOptions],
+    ) -> None:
+        super().__init__(prefix=prefix, **options)
+        if not isinstance(bucket, str) or not bucket:
+            raise StoreConfigError(f"bucket must be a non-empty str, not {bucket!r}")
+        if not isinstance(max_workers, int) or max_workers < 1:
+            raise StoreConfigError(f"max_workers must be a positive int, not {max_workers!r}")
+        self.bucket = bucket
+        self.project = project
+        self.kms_key_name = kms_key_name
+        self.max_workers = max_workers
+        self.timeout = timeout
+        self._credentials = credentials
+        self._injected = client
+        self._client: Any = client
+        self._bucket: Any = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def location(self) -> str:
+        """``gs://bucket``."""
+        return f"gs://{self.bucket}"
+
+    @property
+    def client(self) -> Any:
+        """The ``storage.Client`` in use (None before first use unless injected)."""
+        return self._client
+
+    async def _open(self) -> None:
+        self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="sessionstore-gcs")
+        if self._injected is None:
+            self._client = await self._run(self._build_client)
+        self._bucket = self._client.bucket(self.bucket)
+
+    def _build_client(self) -> Any:
+        client = storage.Client(project=self.project, credentials=self._credentials)
+        # google-cloud-storage >= 3.16 fetches each bucket's metadata in a background
+        # thread on first use, for tracing attributes: one more billed request per cold
+        # start, for nothing the store uses (the SDK's own switch is the environment
+        # variable DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA).
+        if hasattr(client, "_bucket_metadata_cache"):
+            client._bucket_metadata_cache = None
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=4, pool_maxsize=self.max_workers, max_retries=0
+        )
+        client._http.mount("https://", adapter)
+        client._http.mount("http://", adapter)
+        return client
+
+    async def _close(self) -> None:
+        pool, self._pool = self._pool, None
+        if self._injected is None and self._client is not None:
+            client, self._client = self._client, None
+            await asyncio.get_running_loop().run_in_executor(pool, client.close)
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    def _classify(self, exc: Exception) -> ErrorKind:
+        if isinstance(exc, gexc.NotFound):
+            # A missing bucket says so (real GCS); fake-gcs-server says only "Not Found".
+            if "bucket does not exist" in str(exc.message).lower():
+                return ErrorKind.ACCESS
+            return ErrorKind.NOT_FOUND
+        if isinstance(exc, gexc.PreconditionFailed):
+            return ErrorKind.PRECONDITION
+        if isinstance(exc, _ACCESS_ERRORS):
+            return ErrorKind.ACCESS
+        if isinstance(exc, gexc.GoogleAPICallError) and exc.code in _TRANSIENT_STATUS:
+            return ErrorKind.TRANSIENT
+        if isinstance(exc, _TRANSIENT_ERRORS):
+            return ErrorKind.TRANSIENT
+        return ErrorKind.OTHER
+
+    def _error_detail(self, exc: Exception) -> str:
+        if isinstance(exc, gexc.GoogleAPICallError):
+            reason = str(exc.message).rsplit(": ", 1)[-1][:200]  # drop "METHOD url: "
+            return f"{type(exc).__name__}, HTTP {exc.code}: {reason}"
+        return type(exc).__name__
+
+    # -------------------------------------------------------------- primitives
+
+    def _put_sync(
+        self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str], match: Any
+    ) -> str:
+        blob = self._bucket.blob(key, kms_key_name=self.kms_key_name)
+        blob.metadata = dict(metadata)
+        # One multipart request up to 8 MiB (the SDK's limit; bigger bodies take a
+        # resumable upload of two requests). No Content-Encoding: GCS would transcode.
+        blob.upload_from_string(
+            body,
+            content_type=content_type,
+            if_generation_match=match,
+            retry=None,
+            timeout=self.timeout,
+        )
+        return str(blob.generation)
+
+    async def _put(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str],
+        if_version: str | None,
+        if_absent: bool,
+    ) -> str:
+        match: int | None = None
+        if if_absent:
+            match = 0
+        elif if_version is not None:
+            if not if_version.isdigit():
+                raise ConflictError(f"{if_version!r} is not a GCS generation")
+            match = int(if_version)
+        return await self._run(self._put_sync, key, body, content_type, metadata, match)
+
+    def _get_sync(self, key: str) -> StoredObject:
+        # One media GET whose headers carry generation, Last-Modified and metadata
+        # (blob.download_as_bytes() would drop the last two, costing a second GET).
+        url = (
+            f"{self._client._connection.API_BASE_URL}/download/storage/v1/b/"
+            f"{quote(self.bucket, safe='')}/o/{quote(key, safe='')}?alt=media"
+        )
+        response = self._client._http.get(url, stream=True, timeout=self.timeout)
+        with response:
+            if response.status_code >= 400:
+                response.content  # noqa: B018 - read the error body for the message
+                raise gexc.from_http_response(response)  # type: ignore[no-untyped-call]
+            length = response.headers.get("Content-Length")
+            self._check_stored_size(key, int(length) if length else None)
+            body = response.content
+            headers = response.headers
+        return StoredObject(
+            body,
+            ObjectInfo(
+                version=headers["X-Goog-Generation"],
+                last_modified=_http_date(headers.get("Last-Modified")),
+                metadata={
+                    name[len(_META_HEADER) :].lower(): value
+                    for name, value in headers.items()
+                    if name.lower().startswith(_META_HEADER)
+                },
+                size=len(body),
+            ),
+        )
+
+    async def _get(self, key: str) -> StoredObject:
+        return await self._run(self._get_sync, key)
+
+    def _head_sync(self, key: str) -> ObjectInfo:
+        blob = self._bucket.blob(key)
+        blob.reload(retry=None, timeout=self.timeout)
+        return ObjectInfo(str(blob.generation), blob.updated, blob.metadata or {}, blob.size)
+
+    async def _head(self, key: str) -> ObjectInfo:
+        return await self._run(self._head_sync, key)
+
+    async def _delete(self, key: str, *, if_version: str | None) -> None:
+        match = None
+        if if_version is not None:
+            if not if_version.isdigit():
+                raise ConflictError(f"{if_version!r} is not a GCS generation")
+            match = int(if_version)
+        blob = self._bucket.blob(key)
+        await self._run(blob.delete, if_generation_match=match, retry=None, timeout=self.timeout)
+
+    def _list_sync(self, prefix: str, page_size: int, token: str | None) -> Page:
+        iterator = self._client.list_blobs(
+            self.bucket,
+            prefix=prefix,
+            delimiter="/",
+            page_size=page_size,
+            page_token=token,
+            retry=None,
+            timeout=self.timeout,
+        )
+        page = next(iterator.pages)
+        objects = [
+            ListedObject(blob.name, blob.updated, str(blob.generation), blob.size) for blob in page
+        ]
+        return Page(objects, iterator.next_page_token)
+
+    async def _list_page(self, prefix: str, *, page_size: int, token: str | None) -> Page:
+        return await self._run(self._list_sync, prefix, page_size, token)
+
+
+def _http_date(value: str | None) -> datetime | None:
+    return parsedate_to_datetime(value) if value else None
