@@ -528,8 +528,8 @@ class ObjectSessionStore(ABC):
                 kind = self._kind(exc)
                 if kind is ErrorKind.NOT_FOUND:
                     return  # absent (or deleted by our own earlier attempt): done
-                if n > 1 and kind is ErrorKind.PRECONDITION and await self._head_raw(key) is None:
-                    return  # our earlier attempt deleted it
+                if kind is ErrorKind.PRECONDITION and await self._head_raw(key) is None:
+                    return  # absent (some services answer 412 there), or our earlier attempt
                 raise
 
         try:
