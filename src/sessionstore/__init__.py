@@ -26,7 +26,7 @@ from sessionstore.errors import (
 from sessionstore.retry import RetryPolicy
 from sessionstore.stores.file import FileSessionStore
 from sessionstore.stores.memory import MemorySessionStore
-from sessionstore.types import SessionSnapshot, SessionStore, Versioned
+from sessionstore.types import SessionInfo, SessionSnapshot, SessionStore, Versioned
 from sessionstore.url import open_store
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ __all__ = [
     "RetryPolicy",
     "S3SessionStore",
     "Serializer",
+    "SessionInfo",
     "SessionSnapshot",
     "SessionStore",
     "SessionStoreError",

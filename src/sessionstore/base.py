@@ -35,7 +35,7 @@ from sessionstore.errors import (
 )
 from sessionstore.keys import decode_key, make_key, normalize_prefix
 from sessionstore.retry import RetryPolicy
-from sessionstore.types import SessionSnapshot, Versioned
+from sessionstore.types import SessionInfo, SessionSnapshot, Versioned
 
 __all__ = [
     "META_ENCODING",
@@ -274,11 +274,11 @@ class ObjectSessionStore(ABC):
         are re-raised unchanged for the caller to interpret; everything else is
         mapped onto the error tree.
         """
-        await self._ensure_open()
         what = f"{self.provider} {op} {self._where(key) if key else self.location}"
         attempt = 0
         started = time.monotonic()
         try:
+            await self._ensure_open()
             async for state in self.retry.retrying(
                 lambda e: self._kind(e) is ErrorKind.TRANSIENT, lambda: what
             ):
@@ -560,6 +560,18 @@ class ObjectSessionStore(ABC):
             if not token:
                 return
 
+    async def iter_info(self, *, page_size: int = 1000) -> AsyncIterator[SessionInfo]:
+        """Yield size, last-modified time and version of every non-expired session.
+
+        Uses only the listing (one request per page), never a read of the sessions.
+
+        Raises:
+            The errors of :meth:`iter_ids`.
+        """
+        async for session_id, obj in self._pages(page_size):
+            if not self._expired(obj.last_modified):
+                yield SessionInfo(session_id, obj.size, obj.last_modified, obj.version)
+
     async def iter_ids(self, *, page_size: int = 1000) -> AsyncIterator[str]:
         """Yield every stored, non-expired session id, one listing page at a time.
 
@@ -569,9 +581,8 @@ class ObjectSessionStore(ABC):
             StoreConfigError: ``page_size`` is not in 1..1000.
             StoreAccessError, StoreUnavailableError, SessionStoreError: the store failed.
         """
-        async for session_id, obj in self._pages(page_size):
-            if not self._expired(obj.last_modified):
-                yield session_id
+        async for info in self.iter_info(page_size=page_size):
+            yield info.session_id
 
     async def list(self) -> list[str]:
         """Return every stored, non-expired session id, sorted.
@@ -617,7 +628,7 @@ class ObjectSessionStore(ABC):
                 await self._close()
 
     async def __aenter__(self) -> Self:
-        await self._ensure_open()
+        await self._call("open", None, _opened)  # errors mapped like any operation
         return self
 
     async def __aexit__(
@@ -630,6 +641,10 @@ class ObjectSessionStore(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.location!r}, prefix={self.prefix!r})"
+
+
+async def _opened(attempt: int) -> None:
+    """Nothing to do once ``_call`` has opened the store."""
 
 
 def _redact(text: str) -> str:

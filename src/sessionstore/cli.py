@@ -1,23 +1,77 @@
-"""The ``sessionstore`` command (``python -m sessionstore``).
+"""The ``sessionstore`` command: inspect, copy and migrate session stores by URL.
 
-``demo`` saves, lists, loads and deletes a few agentick-shaped sessions on the
-embedded default store and prints what it did.
+Every command takes store URLs as :func:`sessionstore.open_store` does (``s3://``,
+``gs://``, ``az://``, ``file:``, ``memory://``). Exit codes: 0 ok; 1 some sessions
+failed or were not found; 2 a usage or configuration error; 3 access refused
+(credentials, missing bucket); 4 the store is unavailable.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import json
+import re
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
 
+try:
+    import click
+except ImportError:  # pragma: no cover - depends on the environment
+    click = None  # type: ignore[assignment]
+
+from sessionstore.base import ObjectSessionStore
+from sessionstore.copy import CopyReport, copy_sessions
+from sessionstore.errors import (
+    SessionStoreError,
+    StoreAccessError,
+    StoreConfigError,
+    StoreUnavailableError,
+)
 from sessionstore.types import SessionSnapshot
 from sessionstore.url import DEFAULT_URL, open_store
 
 __all__ = ["main"]
 
+T = TypeVar("T")
+_EXIT = {StoreConfigError: 2, StoreAccessError: 3, StoreUnavailableError: 4}
 
-def _snapshot(session_id: str, tick: int) -> SessionSnapshot:
+
+class _Failed(Exception):
+    """A command finished with failures (exit code 1); the message was printed."""
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"sessionstore: error: {message}", err=True)
+    raise SystemExit(code)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except _Failed:
+        raise SystemExit(1) from None
+    except SessionStoreError as exc:
+        _fail(str(exc), next((c for t, c in _EXIT.items() if isinstance(exc, t)), 1))
+        raise  # pragma: no cover - _fail exits
+
+
+async def _with_store(url: str, action: Callable[[ObjectSessionStore], Awaitable[T]]) -> T:
+    async with open_store(url) as store:
+        return await action(store)
+
+
+def _parse_ttl(text: str) -> timedelta:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if not match:
+        raise click.BadParameter(f"{text!r}: use seconds or a number with s, m, h or d (30d)")
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    return timedelta(seconds=float(match.group(1)) * unit)
+
+
+def _demo_snapshot(session_id: str, tick: int) -> SessionSnapshot:
     return {
         "version": "1.0",
         "sessionId": session_id,
@@ -38,40 +92,259 @@ def _snapshot(session_id: str, tick: int) -> SessionSnapshot:
     }
 
 
+def _build() -> Any:
+    @click.group(
+        help="Inspect, copy and migrate session stores by URL (s3://, gs://, az://, file:,"
+        " memory://).\n\nExit codes: 0 ok; 1 some sessions failed or were not found;"
+        " 2 usage or configuration error; 3 access refused; 4 store unavailable.",
+        epilog="Example: sessionstore ls s3://my-bucket/sessions/ --long",
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    def cli() -> None:
+        pass
+
+    @cli.command(epilog="Example: sessionstore ls gs://bucket/sessions/ --long")
+    @click.argument("url")
+    @click.option("--long", "-l", "long_", is_flag=True, help="Size, last-modified and tick.")
+    @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+    def ls(url: str, long_: bool, as_json: bool) -> None:
+        """List the session ids of a store (sorted)."""
+
+        async def action(store: ObjectSessionStore) -> None:
+            infos = sorted([i async for i in store.iter_info()], key=lambda i: i.session_id)
+            rows: list[dict[str, Any]] = []
+            for info in infos:
+                row: dict[str, Any] = {"id": info.session_id}
+                if long_:
+                    snapshot = await store.load(info.session_id)
+                    row["size"] = info.size
+                    row["last_modified"] = (
+                        info.last_modified.isoformat() if info.last_modified else None
+                    )
+                    row["tick"] = snapshot.get("tick") if snapshot else None
+                rows.append(row)
+            if as_json:
+                click.echo(json.dumps(rows if long_ else [r["id"] for r in rows], indent=2))
+                return
+            for row in rows:
+                if long_:
+                    click.echo(
+                        f"{row['size'] if row['size'] is not None else '-':>10}  "
+                        f"{row['last_modified'] or '-':<32}  tick={row['tick']}  {row['id']}"
+                    )
+                else:
+                    click.echo(row["id"])
+
+        _run(_with_store(url, action))
+
+    @cli.command(epilog="Example: sessionstore get file:.sessions sess-1 > sess-1.json")
+    @click.argument("url")
+    @click.argument("session_id")
+    def get(url: str, session_id: str) -> None:
+        """Print one session as pretty JSON (exit 1 if absent)."""
+
+        async def action(store: ObjectSessionStore) -> None:
+            snapshot = await store.load(session_id)
+            if snapshot is None:
+                click.echo(f"sessionstore: {session_id!r} not found in {url}", err=True)
+                raise _Failed
+            click.echo(json.dumps(snapshot, indent=2, ensure_ascii=False))
+
+        _run(_with_store(url, action))
+
+    @cli.command(epilog="Example: sessionstore put az://container/sessions/ sess-1 snap.json")
+    @click.argument("url")
+    @click.argument("session_id")
+    @click.argument("file", type=click.File("rb"), default="-")
+    @click.option("--if-absent", is_flag=True, help="Fail if the session exists.")
+    def put(url: str, session_id: str, file: Any, if_absent: bool) -> None:
+        """Store a snapshot read from FILE (or stdin), validated before writing."""
+        try:
+            snapshot = json.loads(file.read())
+        except (ValueError, UnicodeDecodeError) as exc:
+            _fail(f"{file.name} is not JSON: {exc}", 2)
+        if not isinstance(snapshot, dict):
+            _fail(f"{file.name} holds a JSON {type(snapshot).__name__}, not an object", 2)
+
+        async def action(store: ObjectSessionStore) -> None:
+            version = await store.save(session_id, snapshot, if_absent=if_absent)
+            click.echo(f"saved {session_id!r} version={version}")
+
+        _run(_with_store(url, action))
+
+    @cli.command(epilog="Example: sessionstore rm s3://bucket/sessions/ sess-1 sess-2 --yes")
+    @click.argument("url")
+    @click.argument("session_ids", nargs=-1, required=True)
+    @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+    def rm(url: str, session_ids: tuple[str, ...], yes: bool) -> None:
+        """Delete sessions (asks first when run on a terminal)."""
+        if not yes and sys.stdin.isatty():
+            click.confirm(f"delete {len(session_ids)} session(s) from {url}?", abort=True)
+
+        async def action(store: ObjectSessionStore) -> None:
+            for session_id in session_ids:
+                await store.delete(session_id)
+                click.echo(f"deleted {session_id!r}")
+
+        _run(_with_store(url, action))
+
+    @cli.command(epilog="Example: sessionstore stat gs://bucket/sessions/")
+    @click.argument("url")
+    def stat(url: str) -> None:
+        """Count, total bytes, oldest and newest session of a store."""
+
+        async def action(store: ObjectSessionStore) -> None:
+            count, total, oldest, newest = 0, 0, None, None
+            async for info in store.iter_info():
+                count += 1
+                total += info.size or 0
+                if info.last_modified is not None:
+                    if oldest is None or info.last_modified < oldest[1]:
+                        oldest = (info.session_id, info.last_modified)
+                    if newest is None or info.last_modified > newest[1]:
+                        newest = (info.session_id, info.last_modified)
+            click.echo(f"sessions: {count}")
+            click.echo(f"bytes:    {total}")
+            for label, entry in (("oldest:  ", oldest), ("newest:  ", newest)):
+                if entry is not None:
+                    click.echo(f"{label} {entry[1].isoformat()}  {entry[0]}")
+
+        _run(_with_store(url, action))
+
+    @cli.command(
+        "purge-expired", epilog="Example: sessionstore purge-expired file:.sessions --ttl 30d"
+    )
+    @click.argument("url")
+    @click.option("--ttl", required=True, help="Age after which a session expires: 3600, 12h, 30d.")
+    def purge_expired(url: str, ttl: str) -> None:
+        """Delete every session not saved within TTL."""
+        limit = _parse_ttl(ttl)
+
+        async def action(store: ObjectSessionStore) -> None:
+            click.echo(f"deleted {await store.purge_expired(limit)} expired session(s)")
+
+        _run(_with_store(url, action))
+
+    @cli.command(
+        epilog="Example: sessionstore cp s3://old-bucket/sessions/ gs://new-bucket/sessions/"
+        " --delete-source"
+    )
+    @click.argument("src_url")
+    @click.argument("dst_url")
+    @click.option("--ids", multiple=True, help="Copy only these ids (repeatable).")
+    @click.option("--concurrency", "-j", default=16, show_default=True, type=click.IntRange(1, 256))
+    @click.option("--if-absent", is_flag=True, help="Keep sessions the destination has.")
+    @click.option("--delete-source", is_flag=True, help="Delete each verified copy's source.")
+    def cp(
+        src_url: str,
+        dst_url: str,
+        ids: tuple[str, ...],
+        concurrency: int,
+        if_absent: bool,
+        delete_source: bool,
+    ) -> None:
+        """Copy or migrate sessions between two stores; identical ones are skipped."""
+
+        async def action() -> None:
+            async with open_store(src_url) as src, open_store(dst_url) as dst:
+                report = await _copy_with_progress(
+                    src, dst, ids or None, concurrency, if_absent, delete_source
+                )
+            click.echo(
+                f"copied {report.copied}, skipped {report.skipped}, failed {len(report.failures)}"
+                + (f", deleted from source {report.deleted}" if delete_source else "")
+            )
+            if report.failures:
+                for session_id, error in report.failures:
+                    click.echo(f"failed {session_id!r}: {error}", err=True)
+                raise _Failed
+
+        _run(action())
+
+    @cli.command(epilog="Example: sessionstore demo   (or: sessionstore demo memory://)")
+    @click.argument("url", required=False)
+    def demo(url: str | None) -> None:
+        """Save, list, load and delete a few sessions (default: the embedded store)."""
+        _run(_demo(url))
+
+    return cli
+
+
+async def _copy_with_progress(
+    src: ObjectSessionStore,
+    dst: ObjectSessionStore,
+    ids: Sequence[str] | None,
+    concurrency: int,
+    if_absent: bool,
+    delete_source: bool,
+) -> CopyReport:
+    if sys.stderr.isatty():
+        # On a terminal: a progress bar, which needs the total (one listing pass).
+        total = len(ids) if ids else sum([1 async for _ in src.iter_ids()])
+        bar: Any
+        with click.progressbar(length=total, label="copying", file=sys.stderr) as bar:
+            last = [0]
+
+            def advance(report: CopyReport) -> None:
+                bar.update(report.done - last[0])
+                last[0] = report.done
+
+            return await copy_sessions(
+                src,
+                dst,
+                ids=ids,
+                concurrency=concurrency,
+                if_absent=if_absent,
+                delete_source=delete_source,
+                progress=advance,
+            )
+
+    def lines(report: CopyReport) -> None:
+        if report.done % 500 == 0:
+            click.echo(f"handled {report.done} sessions", err=True)
+
+    return await copy_sessions(
+        src,
+        dst,
+        ids=ids,
+        concurrency=concurrency,
+        if_absent=if_absent,
+        delete_source=delete_source,
+        progress=lines,
+    )
+
+
 async def _demo(url: str | None) -> None:
     async with open_store(url) as store:
-        print(f"store: {store!r}")
+        click.echo(f"store: {store!r}  (default: $SESSIONSTORE_URL or {DEFAULT_URL})")
         ids = ["demo-alice", "demo-bob", "demo/with slash & ünïcode"]
         for tick, session_id in enumerate(ids, start=1):
-            version = await store.save(session_id, _snapshot(session_id, tick))
-            print(f"saved   {session_id!r} tick={tick} version={version}")
-        listed = [i for i in await store.list() if i in ids]
-        print(f"listed  {listed}")
+            version = await store.save(session_id, _demo_snapshot(session_id, tick))
+            click.echo(f"saved   {session_id!r} tick={tick} version={version}")
+        click.echo(f"listed  {[i for i in await store.list() if i in ids]}")
         for session_id in ids:
             snapshot = await store.load(session_id)
             assert snapshot is not None
-            print(
+            click.echo(
                 f"loaded  {session_id!r} tick={snapshot['tick']}"
                 f" messages={len(snapshot['timeline'])}"
             )
         for session_id in ids:
             await store.delete(session_id)
-            print(f"deleted {session_id!r}; has={await store.has(session_id)}")
-    print("demo ok")
+            click.echo(f"deleted {session_id!r}; has={await store.has(session_id)}")
+    click.echo("demo ok")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="sessionstore", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="save, list, load and delete a few sessions")
-    demo.add_argument(
-        "url",
-        nargs="?",
-        default=None,
-        help=f"store URL (default: $SESSIONSTORE_URL or {DEFAULT_URL})",
-    )
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        asyncio.run(_demo(args.url))
+    """Run the ``sessionstore`` command; returns the exit code."""
+    if click is None:
+        print(
+            "sessionstore: error: the command needs click: pip install 'sessionstore[cli]'",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        _build()(args=argv, prog_name="sessionstore", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0
     return 0

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NotRequired, Protocol, TypedDict, runtime_checkable
 
-__all__ = ["SessionSnapshot", "SessionStore", "Versioned"]
+__all__ = ["SessionInfo", "SessionSnapshot", "SessionStore", "Versioned"]
 
 
 class SessionSnapshot(TypedDict, total=False):
@@ -50,3 +51,13 @@ class Versioned:
 
     snapshot: SessionSnapshot
     version: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """What a listing says of one stored session, without reading it."""
+
+    session_id: str
+    size: int | None
+    last_modified: datetime | None
+    version: str | None

@@ -1,0 +1,113 @@
+"""Copy or migrate sessions between any two stores, with bounded memory.
+
+Ids stream from the source's listing page by page into a bounded queue; ``concurrency``
+workers copy one session each at a time, so at most ``concurrency`` snapshots are in
+memory. A session already identical at the destination is skipped (so an interrupted
+copy resumes where it stopped); every copy is read back and compared before it counts,
+and a source session is deleted (with ``delete_source``) only after that check, and
+only if it is still at the version that was copied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+
+from sessionstore.base import ObjectSessionStore
+from sessionstore.errors import ConflictError, SessionStoreError
+
+__all__ = ["CopyReport", "copy_sessions"]
+
+
+@dataclass
+class CopyReport:
+    """What a copy did: counts, and the id and error of every failed session."""
+
+    copied: int = 0
+    skipped: int = 0
+    deleted: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def done(self) -> int:
+        """Sessions handled so far, whatever the outcome."""
+        return self.copied + self.skipped + len(self.failures)
+
+
+async def _ids(source: ObjectSessionStore, ids: Iterable[str] | None) -> AsyncIterator[str]:
+    if ids is not None:
+        for session_id in ids:
+            yield session_id
+        return
+    async for session_id in source.iter_ids():
+        yield session_id
+
+
+async def copy_sessions(
+    source: ObjectSessionStore,
+    destination: ObjectSessionStore,
+    *,
+    ids: Iterable[str] | None = None,
+    concurrency: int = 16,
+    if_absent: bool = False,
+    delete_source: bool = False,
+    progress: Callable[[CopyReport], None] | None = None,
+) -> CopyReport:
+    """Copy every session (or ``ids``) from ``source`` to ``destination``.
+
+    Failures of single sessions are collected in the report, not raised.
+
+    Raises:
+        ValueError: ``concurrency`` is below 1.
+        SessionStoreError: listing the source failed.
+    """
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    report = CopyReport()
+    queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=concurrency * 2)
+
+    async def copy_one(session_id: str) -> None:
+        got = await source.load_versioned(session_id)
+        if got is None:
+            report.failures.append((session_id, "not found in the source"))
+            return
+        if await destination.load(session_id) == got.snapshot:
+            report.skipped += 1
+        else:
+            try:
+                await destination.save(session_id, got.snapshot, if_absent=if_absent)
+            except ConflictError:
+                report.skipped += 1  # --if-absent: the destination keeps its own
+                return
+            if await destination.load(session_id) != got.snapshot:
+                report.failures.append((session_id, "the copy read back differs"))
+                return
+            report.copied += 1
+        if delete_source:
+            try:
+                await source.delete(session_id, if_version=got.version)
+                report.deleted += 1
+            except ConflictError:
+                report.failures.append((session_id, "changed in the source during the copy"))
+
+    async def worker() -> None:
+        while (session_id := await queue.get()) is not None:
+            try:
+                await copy_one(session_id)
+            except SessionStoreError as exc:
+                report.failures.append((session_id, str(exc)))
+            except Exception as exc:  # one bad session must not stop the copy
+                report.failures.append((session_id, f"{type(exc).__name__}: {exc}"))
+            if progress is not None:
+                progress(report)
+
+    workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+    try:
+        async for session_id in _ids(source, ids):
+            await queue.put(session_id)
+    finally:
+        for _ in workers:
+            await queue.put(None)
+        await asyncio.gather(*workers)
+    return report

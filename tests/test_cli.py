@@ -1,0 +1,176 @@
+"""The `sessionstore` command, driven as a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sessionstore import FileSessionStore
+from tests.contract import snapshot
+
+
+def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> Any:
+    return subprocess.run(
+        [sys.executable, "-m", "sessionstore", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"file://{tmp_path}/store"
+
+
+def test_put_get_ls_stat_rm(url: str, tmp_path: Path) -> None:
+    (tmp_path / "snap.json").write_text(json.dumps(snapshot("a", 4)))
+    assert run("put", url, "a", str(tmp_path / "snap.json")).returncode == 0
+    assert run("put", url, "b/c", stdin=json.dumps(snapshot("b", 2))).returncode == 0
+    got = run("get", url, "a")
+    assert got.returncode == 0 and json.loads(got.stdout) == snapshot("a", 4)
+    assert run("ls", url).stdout.split() == ["a", "b/c"]
+    long = json.loads(run("ls", url, "--long", "--json").stdout)
+    assert [(r["id"], r["tick"]) for r in long] == [("a", 4), ("b/c", 2)]
+    assert all(r["size"] > 0 and r["last_modified"] for r in long)
+    stat = run("stat", url).stdout
+    assert "sessions: 2" in stat and "oldest:" in stat
+    conflict = run("put", url, "a", "--if-absent", stdin=json.dumps(snapshot()))
+    assert conflict.returncode == 1 and "already exists" in conflict.stderr
+    assert run("rm", url, "a", "b/c", "--yes").returncode == 0
+    assert run("ls", url).stdout == ""
+    missing = run("get", url, "a")
+    assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+def test_put_validates_before_writing(url: str) -> None:
+    for bad in ["not json", "[1, 2]", '{"x": NaN}']:
+        result = run("put", url, "s", stdin=bad)
+        assert result.returncode in (1, 2), bad
+        assert "error" in result.stderr and "Traceback" not in result.stderr
+    assert run("ls", url).stdout == ""
+
+
+def test_purge_expired(url: str, tmp_path: Path) -> None:
+    run("put", url, "old", stdin=json.dumps(snapshot()))
+    old = tmp_path / "store" / "old.json"
+    os.utime(old, (1_000_000_000, 1_000_000_000))
+    run("put", url, "new", stdin=json.dumps(snapshot()))
+    result = run("purge-expired", url, "--ttl", "30d")
+    assert result.returncode == 0 and "deleted 1" in result.stdout
+    assert run("ls", url).stdout.split() == ["new"]
+    assert run("purge-expired", url, "--ttl", "soon").returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["ls", "ftp://x/"], 2, "unknown store URL scheme"),
+        (["ls", "memory://?bogus=1"], 2, "unknown parameter"),
+        (["ls", "file:///proc/1/root/nope"], 3, "refused"),
+        (["get"], 2, "Missing argument"),
+    ],
+)
+def test_errors_have_clear_messages_and_codes(args: list[str], code: int, message: str) -> None:
+    result = run(*args)
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_extra_exit_code() -> None:
+    code = (
+        "import sys; sys.modules['aioboto3'] = None\n"
+        "from sessionstore.cli import main; sys.exit(main(['ls', 's3://bucket/']))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2 and "pip install 'sessionstore[s3]'" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["ls", "get", "put", "rm", "stat", "purge-expired", "cp", "demo"])
+def test_every_command_has_help_with_an_example(command: str) -> None:
+    result = run(command, "--help")
+    assert result.returncode == 0 and "Example: sessionstore" in result.stdout
+
+
+def test_demo(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sessionstore", "demo"], cwd=tmp_path, capture_output=True,
+        text=True, env={k: v for k, v in os.environ.items() if k != "SESSIONSTORE_URL"},
+    )
+    assert result.returncode == 0 and "demo ok" in result.stdout
+    assert (tmp_path / ".sessions").is_dir()
+
+
+async def test_cp_resumes_and_deletes_only_verified_sources(tmp_path: Path) -> None:
+    src, dst = FileSessionStore(tmp_path / "src"), FileSessionStore(tmp_path / "dst")
+    for i in range(30):
+        await src.save(f"s{i:02d}", snapshot(f"s{i:02d}", i))
+    src_url, dst_url = f"file://{tmp_path}/src", f"file://{tmp_path}/dst"
+    first = run("cp", src_url, dst_url, "--ids", "s00", "--ids", "s01")
+    assert first.returncode == 0 and "copied 2, skipped 0, failed 0" in first.stdout
+    second = run("cp", src_url, dst_url, "-j", "4")
+    assert second.returncode == 0 and "copied 28, skipped 2, failed 0" in second.stdout
+    moved = run("cp", src_url, dst_url, "--delete-source")
+    assert moved.returncode == 0 and "skipped 30" in moved.stdout
+    assert "deleted from source 30" in moved.stdout
+    assert await src.list() == []
+    assert [await dst.load(f"s{i:02d}") for i in range(30)] == [
+        snapshot(f"s{i:02d}", i) for i in range(30)
+    ]
+    failed = run("cp", src_url, dst_url, "--ids", "nope")
+    assert failed.returncode == 1 and "failed 'nope': not found" in failed.stderr
+
+
+async def test_cp_if_absent_keeps_the_destination(tmp_path: Path) -> None:
+    src, dst = FileSessionStore(tmp_path / "src"), FileSessionStore(tmp_path / "dst")
+    await src.save("a", snapshot(tick=1))
+    await dst.save("a", snapshot(tick=9))
+    result = run("cp", f"file://{tmp_path}/src", f"file://{tmp_path}/dst", "--if-absent")
+    assert result.returncode == 0 and "skipped 1" in result.stdout
+    loaded = await dst.load("a")
+    assert loaded is not None and loaded["tick"] == 9
+
+
+async def test_cp_2000_sessions_across_every_cloud(
+    make_s3_store: Any, make_gcs_store: Any, make_azure_store: Any, tmp_path: Path,
+    localstack_s3: Any, fake_gcs: Any, azurite: Any,
+) -> None:
+    """S3 -> GCS -> Azure -> file through the real command; the end equals the start."""
+    import asyncio
+
+    s3, gcs, az = make_s3_store(), make_gcs_store(), make_azure_store()
+    sessions = {f"sess-{i:04d}": snapshot(f"sess-{i:04d}", i) for i in range(2000)}
+    sem = asyncio.Semaphore(32)
+
+    async def put(session_id: str) -> None:
+        async with sem:
+            await s3.save(session_id, sessions[session_id])
+
+    await asyncio.gather(*(put(i) for i in sessions))
+    urls = [
+        f"s3://{localstack_s3.bucket}/{s3.prefix}?region=us-east-1"
+        f"&endpoint_url={localstack_s3.endpoint}",
+        f"gs://{fake_gcs.bucket}/{gcs.prefix}?project=test",
+        f"az://{azurite.bucket}/{az.prefix}",
+        f"file://{tmp_path}/end",
+    ]
+    env = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "STORAGE_EMULATOR_HOST": fake_gcs.endpoint,
+        "AZURE_STORAGE_CONNECTION_STRING": azurite.options["connection_string"],
+    }
+    for src, dst in zip(urls, urls[1:], strict=False):
+        result = await asyncio.to_thread(run, "cp", src, dst, "-j", "32", env=env)
+        assert result.returncode == 0, result.stderr
+        assert "copied 2000, skipped 0, failed 0" in result.stdout
+    end = FileSessionStore(tmp_path / "end")
+    assert await end.list() == sorted(sessions)
+    for session_id, snap in sessions.items():
+        assert await end.load(session_id) == snap
