@@ -1,5 +1,6 @@
 """The `sessionstore` command, driven as a subprocess."""
 
+import itertools
 import json
 import os
 import subprocess
@@ -92,7 +93,9 @@ def test_missing_extra_exit_code() -> None:
     assert result.returncode == 2 and "pip install 'sessionstore[s3]'" in result.stderr
 
 
-@pytest.mark.parametrize("command", ["ls", "get", "put", "rm", "stat", "purge-expired", "cp", "demo"])
+@pytest.mark.parametrize(
+    "command", ["ls", "get", "put", "rm", "stat", "purge-expired", "cp", "demo"]
+)
 def test_every_command_has_help_with_an_example(command: str) -> None:
     result = run(command, "--help")
     assert result.returncode == 0 and "Example: sessionstore" in result.stdout
@@ -100,8 +103,11 @@ def test_every_command_has_help_with_an_example(command: str) -> None:
 
 def test_demo(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "sessionstore", "demo"], cwd=tmp_path, capture_output=True,
-        text=True, env={k: v for k, v in os.environ.items() if k != "SESSIONSTORE_URL"},
+        [sys.executable, "-m", "sessionstore", "demo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "SESSIONSTORE_URL"},
     )
     assert result.returncode == 0 and "demo ok" in result.stdout
     assert (tmp_path / ".sessions").is_dir()
@@ -138,8 +144,13 @@ async def test_cp_if_absent_keeps_the_destination(tmp_path: Path) -> None:
 
 
 async def test_cp_2000_sessions_across_every_cloud(
-    make_s3_store: Any, make_gcs_store: Any, make_azure_store: Any, tmp_path: Path,
-    localstack_s3: Any, fake_gcs: Any, azurite: Any,
+    make_s3_store: Any,
+    make_gcs_store: Any,
+    make_azure_store: Any,
+    tmp_path: Path,
+    localstack_s3: Any,
+    fake_gcs: Any,
+    azurite: Any,
 ) -> None:
     """S3 -> GCS -> Azure -> file through the real command; the end equals the start."""
     import asyncio
@@ -166,7 +177,7 @@ async def test_cp_2000_sessions_across_every_cloud(
         "STORAGE_EMULATOR_HOST": fake_gcs.endpoint,
         "AZURE_STORAGE_CONNECTION_STRING": azurite.options["connection_string"],
     }
-    for src, dst in zip(urls, urls[1:], strict=False):
+    for src, dst in itertools.pairwise(urls):
         result = await asyncio.to_thread(run, "cp", src, dst, "-j", "32", env=env)
         assert result.returncode == 0, result.stderr
         assert "copied 2000, skipped 0, failed 0" in result.stdout
