@@ -419,8 +419,11 @@ class ObjectSessionStore(ABC):
                 )
             except Exception as exc:
                 kind = self._kind(exc)
-                if n > 1 and conditional and kind in (ErrorKind.PRECONDITION, ErrorKind.NOT_FOUND):
-                    # An earlier attempt failed ambiguously: did it land after all?
+                if conditional and kind in (ErrorKind.PRECONDITION, ErrorKind.NOT_FOUND):
+                    # Did this very write land after all? An earlier attempt whose
+                    # response was lost, or the HTTP client's own silent re-send on a
+                    # dropped keep-alive connection (aiohttp does that for PUT), meets
+                    # its own object here. One HEAD, on the conflict path only.
                     info = await self._head_raw(key)
                     if info is not None and info.metadata.get(META_WRITE_ID) == metadata.get(
                         META_WRITE_ID

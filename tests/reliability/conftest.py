@@ -1,0 +1,20 @@
+"""Fixtures of the reliability suite: one emulator per provider parameter."""
+
+import pytest
+
+from sessionstore.testing import Emulator
+from tests.reliability.scenario import PROVIDERS
+
+_EMULATOR_FIXTURE = {"s3": "localstack_s3", "gcs": "fake_gcs", "azure": "azurite"}
+
+
+@pytest.fixture(params=PROVIDERS)
+def provider(request: pytest.FixtureRequest) -> str:
+    """Each test runs once per cloud provider."""
+    return str(request.param)
+
+
+@pytest.fixture
+def emulator(provider: str, request: pytest.FixtureRequest) -> Emulator:
+    """The running emulator of ``provider``."""
+    return request.getfixturevalue(_EMULATOR_FIXTURE[provider])  # type: ignore[no-any-return]

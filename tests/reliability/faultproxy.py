@@ -1,0 +1,128 @@
+"""A fault-injecting reverse proxy on loopback, between a store and its emulator.
+
+Faults, drawn with a seeded RNG at ``rate``:
+
+- ``error``: a provider-shaped 503 or 500 answer, without forwarding;
+- ``reset``: the connection is dropped before forwarding;
+- ``lost``: the request is forwarded and applied upstream, then the connection is
+  dropped instead of answering (the client cannot know the write landed).
+
+Fixed modes answer every request the same way (``"403"``, ``"503"``), for the
+exact-count tests. Only loopback addresses are used; every loop is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+
+from aiohttp import ClientSession, ClientTimeout, web
+
+KINDS = ("error", "reset", "lost")
+_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade"}
+
+
+def error_response(provider: str, status: int, method: str) -> web.Response:
+    """A 403/500/503 answer shaped as the provider's own."""
+    codes = {
+        "s3": {403: "AccessDenied", 500: "InternalError", 503: "SlowDown"},
+        "gcs": {403: "forbidden", 500: "backendError", 503: "backendError"},
+        "azure": {403: "AuthorizationFailure", 500: "InternalError", 503: "ServerBusy"},
+    }
+    code = codes[provider][status]
+    headers = {"x-ms-error-code": code} if provider == "azure" else {}
+    if provider == "gcs":
+        body = json.dumps(
+            {"error": {"code": status, "message": code, "errors": [{"reason": code}]}}
+        )
+        content_type = "application/json"
+    else:
+        body = (
+            f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+            f"<Message>injected by the fault proxy</Message></Error>"
+        )
+        content_type = "application/xml"
+    return web.Response(
+        status=status,
+        text=None if method == "HEAD" else body,
+        content_type=content_type,
+        headers=headers,
+    )
+
+
+@dataclass
+class FaultProxy:
+    """Forward to ``upstream`` (``http://127.0.0.1:PORT``), injecting faults."""
+
+    upstream: str
+    provider: str
+    rate: float = 0.0
+    seed: int = 0
+    mode: str | None = None  # None (random faults), "403" or "503"
+    kinds: tuple[str, ...] = KINDS
+    requests: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    url: str = ""
+
+    async def __aenter__(self) -> FaultProxy:
+        self._rng = random.Random(self.seed)
+        self._session = ClientSession(auto_decompress=False, timeout=ClientTimeout(total=60))
+        app = web.Application(client_max_size=256 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._runner.cleanup()
+        await self._session.close()
+
+    def _draw(self) -> str | None:
+        if self._rng.random() >= self.rate:
+            return None
+        return self._rng.choice(self.kinds)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        body = await request.read()
+        if self.mode is not None:
+            self.faults[self.mode] += 1
+            return error_response(self.provider, int(self.mode), request.method)
+        fault = self._draw()
+        if fault == "error":
+            self.faults["error"] += 1
+            status = self._rng.choice((500, 503))
+            return error_response(self.provider, status, request.method)
+        if fault == "reset":
+            self.faults["reset"] += 1
+            return self._drop(request)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+        async with self._session.request(
+            request.method,
+            self.upstream + request.rel_url.raw_path_qs,
+            headers=headers,
+            data=body or None,
+            allow_redirects=False,
+            # Forward the headers as they are: an added Content-Type would break
+            # Azure's SharedKey signature, which covers it.
+            skip_auto_headers=("Content-Type", "Accept-Encoding", "User-Agent"),
+        ) as upstream:
+            payload = await upstream.read()
+            if fault == "lost":
+                self.faults["lost"] += 1
+                return self._drop(request)
+            out = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP}
+            return web.Response(status=upstream.status, body=payload, headers=out)
+
+    @staticmethod
+    def _drop(request: web.Request) -> web.StreamResponse:
+        transport = request.transport or getattr(request.protocol, "transport", None)
+        if transport is not None:  # None: the client is already gone
+            transport.abort()
+        return web.Response(status=599)  # never reaches the client
