@@ -37,15 +37,18 @@ if TYPE_CHECKING:
 __all__ = [
     "AZURITE_CONNECTION_STRING",
     "Emulator",
+    "azure_emulator",
     "azure_store",
     "azurite",
     "fake_gcs",
+    "gcs_emulator",
     "gcs_store",
     "localstack_s3",
     "make_azure_store",
     "make_gcs_store",
     "make_s3_store",
     "purge_prefix",
+    "s3_emulator",
     "s3_store",
     "unique_prefix",
 ]
@@ -97,42 +100,54 @@ def _require(emulator: Emulator, probe: str) -> Emulator:
     return emulator
 
 
-@pytest.fixture(scope="session")
-def localstack_s3() -> Emulator:
+def s3_emulator() -> Emulator:
     """LocalStack's S3 (``SESSIONSTORE_TEST_S3_ENDPOINT``, default 127.0.0.1:4566)."""
     endpoint = _env("SESSIONSTORE_TEST_S3_ENDPOINT", "http://127.0.0.1:4566")
-    emulator = Emulator(
-        "LocalStack S3",
-        endpoint,
-        _env("SESSIONSTORE_TEST_BUCKET", DEFAULT_BUCKET),
-        {
-            "endpoint_url": endpoint,
-            "region_name": "us-east-1",
-            "aws_access_key_id": "test",
-            "aws_secret_access_key": "test",
-        },
+    options = {
+        "endpoint_url": endpoint,
+        "region_name": "us-east-1",
+        "aws_access_key_id": "test",
+        "aws_secret_access_key": "test",
+    }
+    bucket = _env("SESSIONSTORE_TEST_BUCKET", DEFAULT_BUCKET)
+    return Emulator("LocalStack S3", endpoint, bucket, options)
+
+
+def gcs_emulator() -> Emulator:
+    """fake-gcs-server (``SESSIONSTORE_TEST_GCS_ENDPOINT``, default 127.0.0.1:9023)."""
+    endpoint = _env("SESSIONSTORE_TEST_GCS_ENDPOINT", "http://127.0.0.1:9023")
+    bucket = _env("SESSIONSTORE_TEST_BUCKET", DEFAULT_BUCKET)
+    return Emulator("fake-gcs-server", endpoint, bucket, {"project": "test"})
+
+
+def azure_emulator() -> Emulator:
+    """Azurite's blob service (``SESSIONSTORE_TEST_AZURE_CONNECTION_STRING``)."""
+    conn = _env("SESSIONSTORE_TEST_AZURE_CONNECTION_STRING", AZURITE_CONNECTION_STRING)
+    endpoint = next(
+        (p.split("=", 1)[1] for p in conn.split(";") if p.startswith("BlobEndpoint=")),
+        "http://127.0.0.1:10000/devstoreaccount1",
     )
-    return _require(emulator, f"{endpoint}/_localstack/health")
+    bucket = _env("SESSIONSTORE_TEST_BUCKET", DEFAULT_BUCKET)
+    return Emulator("Azurite", endpoint, bucket, {"connection_string": conn})
+
+
+@pytest.fixture(scope="session")
+def localstack_s3() -> Emulator:
+    """LocalStack's S3, or a skip (a failure in CI) if it does not answer."""
+    emulator = s3_emulator()
+    return _require(emulator, f"{emulator.endpoint}/_localstack/health")
 
 
 @pytest.fixture(scope="session")
 def fake_gcs() -> Iterator[Emulator]:
-    """fake-gcs-server (``SESSIONSTORE_TEST_GCS_ENDPOINT``, default 127.0.0.1:9023).
+    """fake-gcs-server, or a skip (a failure in CI) if it does not answer.
 
     Sets ``STORAGE_EMULATOR_HOST`` for the session, as google-cloud-storage expects.
     """
-    endpoint = _env("SESSIONSTORE_TEST_GCS_ENDPOINT", "http://127.0.0.1:9023")
-    emulator = _require(
-        Emulator(
-            "fake-gcs-server",
-            endpoint,
-            _env("SESSIONSTORE_TEST_BUCKET", DEFAULT_BUCKET),
-            {"project": "test"},
-        ),
-        f"{endpoint}/storage/v1/b",
-    )
+    emulator = gcs_emulator()
+    _require(emulator, f"{emulator.endpoint}/storage/v1/b")
     previous = os.environ.get("STORAGE_EMULATOR_HOST")
-    os.environ["STORAGE_EMULATOR_HOST"] = endpoint
+    os.environ["STORAGE_EMULATOR_HOST"] = emulator.endpoint
     yield emulator
     if previous is None:
         os.environ.pop("STORAGE_EMULATOR_HOST", None)
@@ -142,19 +157,9 @@ def fake_gcs() -> Iterator[Emulator]:
 
 @pytest.fixture(scope="session")
 def azurite() -> Emulator:
-    """Azurite's blob service (``SESSIONSTORE_TEST_AZURE_CONNECTION_STRING``)."""
-    conn = _env("SESSIONSTORE_TEST_AZURE_CONNECTION_STRING", AZURITE_CONNECTION_STRING)
-    endpoint = next(
-        (p.split("=", 1)[1] for p in conn.split(";") if p.startswith("BlobEndpoint=")),
-        "http://127.0.0.1:10000/devstoreaccount1",
-    )
-    emulator = Emulator(
-        "Azurite",
-        endpoint,
-        _env("SESSIONSTORE_TEST_BUCKET", DEFAULT_BUCKET),
-        {"connection_string": conn},
-    )
-    return _require(emulator, f"{endpoint}?comp=list")
+    """Azurite's blob service, or a skip (a failure in CI) if it does not answer."""
+    emulator = azure_emulator()
+    return _require(emulator, f"{emulator.endpoint}?comp=list")
 
 
 @pytest.fixture

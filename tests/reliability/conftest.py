@@ -1,5 +1,7 @@
 """Fixtures of the reliability suite: one emulator per provider parameter."""
 
+from typing import Any
+
 import pytest
 
 from sessionstore.testing import Emulator
@@ -18,3 +20,9 @@ def provider(request: pytest.FixtureRequest) -> str:
 def emulator(provider: str, request: pytest.FixtureRequest) -> Emulator:
     """The running emulator of ``provider``."""
     return request.getfixturevalue(_EMULATOR_FIXTURE[provider])  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def make_store(provider: str, request: pytest.FixtureRequest) -> Any:
+    """The ``make_<provider>_store`` factory of sessionstore.testing."""
+    return request.getfixturevalue(f"make_{provider}_store")
