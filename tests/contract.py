@@ -446,6 +446,46 @@ class TtlContract:
         assert await store.list() == []
 
 
+class RequestCountContract:
+    """One request per operation, counted at the store's HTTP layer (cloud stores).
+
+    Needs a fixture ``counted_store``: an async factory ``(**options) -> (store, log)``
+    whose ``log()`` lists the HTTP requests the store has sent so far.
+    """
+
+    async def test_one_request_per_operation(self, counted_store: Any) -> None:
+        store, log = await counted_store()
+        stale, stale_log = await counted_store(reject_stale=True)
+
+        async def sent(op: Any, requests: Any = log) -> int:
+            before = len(requests())
+            await op
+            return len(requests()) - before
+
+        assert await sent(store.save("s", snapshot())) == 1
+        assert await sent(store.save("big", big_snapshot(5))) == 1
+        assert await sent(store.load("s")) == 1
+        assert await sent(store.load("big")) == 1
+        assert await sent(store.has("s")) == 1
+        assert await sent(store.list()) == 1
+        assert await sent(store.delete("s")) == 1
+        assert await sent(stale.save("t", snapshot(tick=2)), stale_log) == 2  # HEAD + PUT
+        assert await sent(stale.save("t", snapshot(tick=3)), stale_log) == 2
+
+    async def test_list_pages_of_1000(self, counted_store: Any) -> None:
+        store, log = await counted_store()
+        sem = asyncio.Semaphore(32)
+
+        async def save(i: int) -> None:
+            async with sem:
+                await store.save(f"id-{i:05d}", {"tick": i})
+
+        await asyncio.gather(*(save(i) for i in range(2500)))
+        before = len(log())
+        assert len(await store.list()) == 2500
+        assert len(log()) - before == 3
+
+
 class StoreContract(
     BasicContract,
     IdContract,

@@ -1,6 +1,5 @@
 """AzureBlobSessionStore on Azurite: the contract, plus what only Azure has."""
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -13,13 +12,20 @@ from azure.storage.blob.aio import ContainerClient
 from sessionstore import SessionStoreError, StoreAccessError, StoreConfigError, open_store
 from sessionstore.stores.azure import AzureBlobSessionStore
 from sessionstore.testing import AZURITE_KEY, Emulator
-from tests.contract import MakeStore, StoreContract, big_snapshot, snapshot
+from tests.contract import MakeStore, RequestCountContract, StoreContract, snapshot
 
 
-class TestAzureStore(StoreContract):
+class TestAzureStore(StoreContract, RequestCountContract):
     @pytest.fixture
     def make_store(self, make_azure_store: MakeStore) -> MakeStore:
         return make_azure_store
+
+    @pytest.fixture
+    def counted_store(self, counted: Callable[..., "Counted"]) -> Any:
+        async def make(**options: Any) -> Any:
+            return counted(**options)
+
+        return make
 
 
 Counted = tuple[AzureBlobSessionStore, Callable[[], list[str]]]
@@ -49,40 +55,6 @@ async def counted(azurite: Emulator, unique_prefix: str) -> AsyncIterator[Callab
             if await client.exists():
                 async for name in client.list_blob_names(name_starts_with=unique_prefix):
                     await client.delete_blob(name)
-
-
-async def test_one_request_per_operation(counted: Callable[..., Counted]) -> None:
-    store, sent = counted()
-    stale, sent_stale = counted(reject_stale=True)
-
-    async def methods(op: Any, log: Callable[[], list[str]] = sent) -> list[str]:
-        before = len(log())
-        await op
-        return log()[before:]
-
-    assert await methods(store.save("s", snapshot())) == ["PUT"]
-    assert await methods(store.save("big", big_snapshot(5))) == ["PUT"]
-    assert await methods(store.load("s")) == ["GET"]
-    assert await methods(store.load("big")) == ["GET"]
-    assert await methods(store.has("s")) == ["HEAD"]
-    assert await methods(store.list()) == ["GET"]
-    assert await methods(store.delete("s")) == ["DELETE"]
-    assert await methods(stale.save("t", snapshot(tick=2)), sent_stale) == ["HEAD", "PUT"]
-    assert await methods(stale.save("t", snapshot(tick=3)), sent_stale) == ["HEAD", "PUT"]
-
-
-async def test_list_pages_of_1000(counted: Callable[..., Counted]) -> None:
-    store, sent = counted()
-    sem = asyncio.Semaphore(32)
-
-    async def save(i: int) -> None:
-        async with sem:
-            await store.save(f"id-{i:05d}", {"tick": i})
-
-    await asyncio.gather(*(save(i) for i in range(2500)))
-    before = len(sent())
-    assert len(await store.list()) == 2500
-    assert sent()[before:] == ["GET", "GET", "GET"]
 
 
 async def test_missing_container_is_an_access_error_at_once(

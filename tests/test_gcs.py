@@ -10,16 +10,24 @@ import pytest
 from sessionstore import ObjectSessionStore, StoreAccessError, open_store
 from sessionstore.stores.gcs import GCSSessionStore
 from sessionstore.testing import Emulator
-from tests.contract import MakeStore, StoreContract, big_snapshot, snapshot
+from tests.contract import MakeStore, RequestCountContract, StoreContract, snapshot
 
 
-class TestGCSStore(StoreContract):
+class TestGCSStore(StoreContract, RequestCountContract):
     # fake-gcs-server does not enforce ifGenerationMatch on deletes (DESIGN §7).
     conditional_deletes = "ignored"
 
     @pytest.fixture
     def make_store(self, make_gcs_store: MakeStore) -> MakeStore:
         return make_gcs_store
+
+    @pytest.fixture
+    def counted_store(self, make_gcs_store: MakeStore) -> Any:
+        async def make(**options: Any) -> Any:
+            store = make_gcs_store(**options)
+            return store, await count_requests(store)
+
+        return make
 
 
 async def count_requests(store: ObjectSessionStore) -> Callable[[], list[str]]:
@@ -30,41 +38,6 @@ async def count_requests(store: ObjectSessionStore) -> Callable[[], list[str]]:
         lambda r, *a, **k: sent.append(f"{r.request.method} {r.request.url}")
     )
     return lambda: sent
-
-
-async def test_one_request_per_operation(make_gcs_store: MakeStore) -> None:
-    store, stale = make_gcs_store(), make_gcs_store(reject_stale=True)
-    sent, sent_stale = await count_requests(store), await count_requests(stale)
-
-    async def methods(op: Any, log: Callable[[], list[str]] = sent) -> list[str]:
-        before = len(log())
-        await op
-        return [line.split()[0] for line in log()[before:]]
-
-    assert await methods(store.save("s", snapshot())) == ["POST"]
-    assert await methods(store.save("big", big_snapshot(5))) == ["POST"]
-    assert await methods(store.load("s")) == ["GET"]
-    assert await methods(store.load("big")) == ["GET"]
-    assert await methods(store.has("s")) == ["GET"]
-    assert await methods(store.list()) == ["GET"]
-    assert await methods(store.delete("s")) == ["DELETE"]
-    assert await methods(stale.save("t", snapshot(tick=2)), sent_stale) == ["GET", "POST"]
-    assert await methods(stale.save("t", snapshot(tick=3)), sent_stale) == ["GET", "POST"]
-
-
-async def test_list_pages_of_1000(make_gcs_store: MakeStore) -> None:
-    store = make_gcs_store()
-    sem = asyncio.Semaphore(32)
-
-    async def save(i: int) -> None:
-        async with sem:
-            await store.save(f"id-{i:05d}", {"tick": i})
-
-    await asyncio.gather(*(save(i) for i in range(2500)))
-    sent = await count_requests(store)
-    ids = await store.list()
-    assert len(ids) == 2500
-    assert len(sent()) == 3
 
 
 async def test_event_loop_stays_responsive(make_gcs_store: MakeStore) -> None:

@@ -278,40 +278,35 @@ async def _copy_with_progress(
     if_absent: bool,
     delete_source: bool,
 ) -> CopyReport:
-    if sys.stderr.isatty():
-        # On a terminal: a progress bar, which needs the total (one listing pass).
-        total = len(ids) if ids else sum([1 async for _ in src.iter_ids()])
-        bar: Any
-        with click.progressbar(length=total, label="copying", file=sys.stderr) as bar:
-            last = [0]
+    def run(progress: Callable[[CopyReport], None]) -> Awaitable[CopyReport]:
+        return copy_sessions(
+            src,
+            dst,
+            ids=ids,
+            concurrency=concurrency,
+            if_absent=if_absent,
+            delete_source=delete_source,
+            progress=progress,
+        )
 
-            def advance(report: CopyReport) -> None:
-                bar.update(report.done - last[0])
-                last[0] = report.done
+    if not sys.stderr.isatty():
 
-            return await copy_sessions(
-                src,
-                dst,
-                ids=ids,
-                concurrency=concurrency,
-                if_absent=if_absent,
-                delete_source=delete_source,
-                progress=advance,
-            )
+        def lines(report: CopyReport) -> None:
+            if report.done % 500 == 0:
+                click.echo(f"handled {report.done} sessions", err=True)
 
-    def lines(report: CopyReport) -> None:
-        if report.done % 500 == 0:
-            click.echo(f"handled {report.done} sessions", err=True)
+        return await run(lines)
+    # On a terminal: a progress bar, which needs the total (one listing pass).
+    total = len(ids) if ids else sum([1 async for _ in src.iter_ids()])
+    bar: Any
+    with click.progressbar(length=total, label="copying", file=sys.stderr) as bar:
+        last = [0]
 
-    return await copy_sessions(
-        src,
-        dst,
-        ids=ids,
-        concurrency=concurrency,
-        if_absent=if_absent,
-        delete_source=delete_source,
-        progress=lines,
-    )
+        def advance(report: CopyReport) -> None:
+            bar.update(report.done - last[0])
+            last[0] = report.done
+
+        return await run(advance)
 
 
 async def _demo(url: str | None) -> None:
