@@ -12,7 +12,7 @@ from typing import Any
 
 from benchmarks.handwritten import BY_HAND
 from benchmarks.snapshots import agentick_snapshot
-from sessionstore.testing import Emulator, purge_prefix
+from sessionstore.testing import Emulator, emulator_store, purge_prefix
 
 
 def cpu_seconds() -> float:
@@ -55,17 +55,7 @@ async def _batch(fn: Any, ids: list[str], concurrency: int) -> tuple[float, floa
 
 def build_store(provider: str, emulator: Emulator, prefix: str) -> Any:
     """The sessionstore store for ``provider`` with default options."""
-    if provider == "s3":
-        from sessionstore.stores.s3 import S3SessionStore
-
-        return S3SessionStore(emulator.bucket, prefix=prefix, **emulator.options)
-    if provider == "gcs":
-        from sessionstore.stores.gcs import GCSSessionStore
-
-        return GCSSessionStore(emulator.bucket, prefix=prefix, **emulator.options)
-    from sessionstore.stores.azure import AzureBlobSessionStore
-
-    return AzureBlobSessionStore(emulator.bucket, prefix=prefix, **emulator.options)
+    return emulator_store(provider, emulator, prefix=prefix)
 
 
 SIZES = {"10 KB": 10_000, "1 MB": 1_000_000}

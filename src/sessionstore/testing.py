@@ -16,6 +16,8 @@ it is deleted after the test.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
 import urllib.error
 import urllib.request
@@ -40,6 +42,7 @@ __all__ = [
     "azure_emulator",
     "azure_store",
     "azurite",
+    "emulator_store",
     "fake_gcs",
     "gcs_emulator",
     "gcs_store",
@@ -209,44 +212,45 @@ async def _factory(
             await store.aclose()
 
 
-def _s3(emulator: Emulator) -> Callable[..., ObjectSessionStore]:
-    from sessionstore.stores.s3 import S3SessionStore
-
-    return lambda **options: S3SessionStore(emulator.bucket, **{**emulator.options, **options})
-
-
-def _gcs(emulator: Emulator) -> Callable[..., ObjectSessionStore]:
-    from sessionstore.stores.gcs import GCSSessionStore
-
-    return lambda **options: GCSSessionStore(emulator.bucket, **{**emulator.options, **options})
+_STORE_CLASSES = {
+    "s3": ("sessionstore.stores.s3", "S3SessionStore"),
+    "gcs": ("sessionstore.stores.gcs", "GCSSessionStore"),
+    "azure": ("sessionstore.stores.azure", "AzureBlobSessionStore"),
+}
 
 
-def _azure(emulator: Emulator) -> Callable[..., ObjectSessionStore]:
-    from sessionstore.stores.azure import AzureBlobSessionStore
+def emulator_store(provider: str, emulator: Emulator, **options: Any) -> ObjectSessionStore:
+    """A store of ``provider`` ("s3", "gcs" or "azure") on ``emulator``; options win."""
+    module, name = _STORE_CLASSES[provider]
+    cls = getattr(importlib.import_module(module), name)
+    store: ObjectSessionStore = cls(emulator.bucket, **{**emulator.options, **options})
+    return store
 
-    return lambda **options: AzureBlobSessionStore(
-        emulator.bucket, **{**emulator.options, **options}
-    )
+
+def _builder(provider: str, emulator: Emulator) -> Callable[..., ObjectSessionStore]:
+    return functools.partial(emulator_store, provider, emulator)
 
 
 @_async_fixture
 async def make_s3_store(localstack_s3: Emulator, unique_prefix: str) -> AsyncIterator[MakeStore]:
     """A factory of S3SessionStores on LocalStack sharing one unique prefix."""
-    async for make in _factory(_s3(localstack_s3), unique_prefix):
+    async for make in _factory(
+        functools.partial(emulator_store, "s3", localstack_s3), unique_prefix
+    ):
         yield make
 
 
 @_async_fixture
 async def make_gcs_store(fake_gcs: Emulator, unique_prefix: str) -> AsyncIterator[MakeStore]:
     """A factory of GCSSessionStores on fake-gcs-server sharing one unique prefix."""
-    async for make in _factory(_gcs(fake_gcs), unique_prefix):
+    async for make in _factory(_builder("gcs", fake_gcs), unique_prefix):
         yield make
 
 
 @_async_fixture
 async def make_azure_store(azurite: Emulator, unique_prefix: str) -> AsyncIterator[MakeStore]:
     """A factory of AzureBlobSessionStores on Azurite sharing one unique prefix."""
-    async for make in _factory(_azure(azurite), unique_prefix):
+    async for make in _factory(_builder("azure", azurite), unique_prefix):
         yield make
 
 
