@@ -192,13 +192,7 @@ class GCSSessionStore(ObjectSessionStore):
         if_version: str | None,
         if_absent: bool,
     ) -> str:
-        match: int | None = None
-        if if_absent:
-            match = 0
-        elif if_version is not None:
-            if not if_version.isdigit():
-                raise ConflictError(f"{if_version!r} is not a GCS generation")
-            match = int(if_version)
+        match = 0 if if_absent else _generation(if_version)
         return await self._run(self._put_sync, key, body, content_type, metadata, match)
 
     def _get_sync(self, key: str) -> StoredObject:
@@ -243,13 +237,13 @@ class GCSSessionStore(ObjectSessionStore):
         return await self._run(self._head_sync, key)
 
     async def _delete(self, key: str, *, if_version: str | None) -> None:
-        match = None
-        if if_version is not None:
-            if not if_version.isdigit():
-                raise ConflictError(f"{if_version!r} is not a GCS generation")
-            match = int(if_version)
         blob = self._bucket.blob(key)
-        await self._run(blob.delete, if_generation_match=match, retry=None, timeout=self.timeout)
+        await self._run(
+            blob.delete,
+            if_generation_match=_generation(if_version),
+            retry=None,
+            timeout=self.timeout,
+        )
 
     def _list_sync(self, prefix: str, page_size: int, token: str | None) -> Page:
         iterator = self._client.list_blobs(
@@ -269,6 +263,15 @@ class GCSSessionStore(ObjectSessionStore):
 
     async def _list_page(self, prefix: str, *, page_size: int, token: str | None) -> Page:
         return await self._run(self._list_sync, prefix, page_size, token)
+
+
+def _generation(version: str | None) -> int | None:
+    """The generation a version token names; a token that is none cannot match."""
+    if version is None:
+        return None
+    if not version.isdigit():
+        raise ConflictError(f"{version!r} is not a GCS generation")
+    return int(version)
 
 
 def _http_date(value: str | None) -> datetime | None:
