@@ -1,53 +1,120 @@
 """``python -m benchmarks [--quick]``: run every benchmark and write BENCHMARKS.md.
 
-Needs the local cloud: ``eval "$(localstack/up)"`` first.
+Needs the local cloud (``eval "$(localstack/up)"``) and, for the chart, the ``bench``
+extra (matplotlib). Prints its progress; writes BENCHMARKS.md at the repository root
+and benchmarks/chart.png.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import datetime
 import os
+import platform
+import sys
+import time
+from importlib import metadata
 from typing import Any
 
 from benchmarks import codec_table, coldstart, ops, report, request_counts
-from sessionstore.testing import azure_emulator, gcs_emulator, s3_emulator
+from sessionstore.testing import Emulator, azure_emulator, gcs_emulator, s3_emulator
+
+PACKAGES = (
+    "aioboto3",
+    "botocore",
+    "google-cloud-storage",
+    "azure-storage-blob",
+    "orjson",
+    "tenacity",
+    "zstandard",
+)
 
 
-async def _cloud(quick: bool) -> dict[str, Any]:
-    emulators = {"s3": s3_emulator(), "gcs": gcs_emulator(), "azure": azure_emulator()}
-    os.environ.setdefault("STORAGE_EMULATOR_HOST", emulators["gcs"].endpoint)
-    counts = {"10 KB": 40 if quick else 150, "1 MB": 8 if quick else 30}
-    cells = []
+def _say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+async def _cloud(
+    emulators: dict[str, Emulator], rounds: int, counts: dict[str, int]
+) -> dict[str, Any]:
+    cells: list[ops.Cell] = []
     requests = {}
     for provider, emulator in emulators.items():
-        print(f"measuring {provider} ...", flush=True)
-        cells += await ops.measure(provider, emulator, repeats=1 if quick else 3, ops=counts)
+        _say(f"{provider}: CPU and throughput")
+        cells += await ops.measure(provider, emulator, rounds=rounds, ops=counts, progress=_say)
+        _say(f"{provider}: requests per operation")
         requests[provider] = await request_counts.count(provider, emulator)
-    return {"cells": cells, "requests": requests, "emulators": emulators}
+    return {"cells": cells, "requests": requests}
+
+
+async def _cleanup_cold(emulators: dict[str, Emulator]) -> None:
+    for provider, emulator in emulators.items():
+        await ops.purge(coldstart.COLD_PREFIX, provider, emulator)
 
 
 def main() -> None:
     """Run it all and write the report."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer runs, smaller batches")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, smaller batches")
+    parser.add_argument(
+        "--providers", default="s3,gcs,azure", help="comma-separated subset of s3,gcs,azure"
+    )
+    parser.add_argument(
+        "--bucket",
+        default="sessionstore-bench",
+        help="bucket/container to use on every emulator, created if missing (default:"
+        " %(default)s, apart from the tests' bucket, whose leftovers slow fake-gcs-server)",
+    )
     args = parser.parse_args()
-    results = asyncio.run(_cloud(args.quick))
-    print("codecs ...", flush=True)
+    every = {"s3": s3_emulator(), "gcs": gcs_emulator(), "azure": azure_emulator()}
+    emulators = {
+        p: dataclasses.replace(every[p], bucket=args.bucket) for p in args.providers.split(",")
+    }
+    os.environ.setdefault("STORAGE_EMULATOR_HOST", every["gcs"].endpoint)
+    for provider, emulator in emulators.items():
+        asyncio.run(ops.ensure_bucket(provider, emulator))
+    rounds = 2 if args.quick else 6
+    counts = {"10 KB": 40, "1 MB": 8} if args.quick else {"10 KB": 200, "1 MB": 40}
+    started, load_start = time.monotonic(), os.getloadavg()[0]
+    results = asyncio.run(_cloud(emulators, rounds, counts))
+    _say("codecs")
     results["codecs"] = codec_table.table(repeats=3 if args.quick else 7)
-    print("cold start ...", flush=True)
+    _say("cold start")
+    repeats = 3 if args.quick else 7
     results["coldstart"] = {
-        "import": coldstart.import_cost(),
-        "first_save": {
-            p: coldstart.first_save(p, e, repeats=3 if args.quick else 5)
-            for p, e in results["emulators"].items()
-        },
+        "import": coldstart.import_cost(repeats),
+        "provider_imports": {p: coldstart.provider_imports(p, repeats) for p in emulators},
+        "first_save": {p: coldstart.first_save(p, e, repeats) for p, e in emulators.items()},
+    }
+    asyncio.run(_cleanup_cold(emulators))
+    results["env"] = {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "duration_s": time.monotonic() - started,
+        "quick": args.quick,
+        "machine": f"{platform.machine()} {platform.system()}",
+        "cpus": os.cpu_count(),
+        "load_start": load_start,
+        "load_end": os.getloadavg()[0],
+        "python": platform.python_version(),
+        "versions": {p: _version(p) for p in PACKAGES},
+        "bucket": args.bucket,
+        "rounds": rounds,
+        "ops": counts,
     }
     notes_file = os.path.join(os.path.dirname(__file__), "NOTES.md")
     if os.path.exists(notes_file):
         with open(notes_file) as f:
             results["notes"] = f.read().splitlines()
-    print(f"wrote {report.write(results, args.quick)}")
+    _say(f"wrote {report.write(results, args.quick)}")
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 if __name__ == "__main__":

@@ -1,12 +1,21 @@
-"""Serialization and compression of agentick-shaped snapshots: speed and ratio."""
+"""Serialization and compression of agentick-shaped snapshots: speed and ratio.
+
+Rows per size: stdlib ``json`` (what hand-written code uses, the reference),
+bare ``orjson`` (what the store's JSON costs without its NaN/type check), and the
+store's codec as configured by ``compression=None | "gzip" | "zstd"``. MB/s are
+megabytes of JSON (the stdlib's output) per second, so rows compare directly.
+Each figure is the best of several timings (``timeit``'s rule: on a busy machine
+noise only adds time), in this one process.
+"""
 
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
+
+import orjson
 
 from benchmarks.snapshots import agentick_snapshot
 from sessionstore.codec import Codec
@@ -15,45 +24,87 @@ SIZES = {"10 KB": 10_000, "1 MB": 1_000_000, "5 MB": 5_000_000}
 
 
 def _best_ms(fn: Callable[[], Any], repeats: int) -> float:
+    number = 1
+    while True:  # enough calls per timing to be well above the clock's resolution
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        if time.perf_counter() - start > 0.005 or number >= 1000:
+            break
+        number *= 10
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - start) / number)
+    return min(times) * 1000  # noise only ever adds time: the best run is the cost
 
 
-def table(repeats: int = 7) -> list[dict[str, Any]]:
+def _row(
+    size: str,
+    name: str,
+    raw: bytes,
+    body: bytes,
+    encode: Callable[[], Any],
+    decode: Callable[[], Any],
+    repeats: int,
+) -> dict[str, Any]:
+    enc, dec = _best_ms(encode, repeats), _best_ms(decode, repeats)
+    mb = len(raw) / 1e6
+    return {
+        "size": size,
+        "codec": name,
+        "bytes": len(body),
+        "ratio": len(raw) / len(body),
+        "encode_ms": enc,
+        "decode_ms": dec,
+        "encode_mb_s": mb / (enc / 1000),
+        "decode_mb_s": mb / (dec / 1000),
+    }
+
+
+def table(repeats: int = 7, sizes: dict[str, int] = SIZES) -> list[dict[str, Any]]:
     """One row per (size, codec): encode/decode ms, MB/s, stored bytes and ratio."""
     rows = []
-    for size_name, size in SIZES.items():
-        snap = agentick_snapshot(size)
+    for size, target in sizes.items():
+        snap = agentick_snapshot(target)
         raw = json.dumps(snap).encode()
         rows.append(
-            {
-                "size": size_name,
-                "codec": "stdlib json (reference)",
-                "bytes": len(raw),
-                "ratio": 1.0,
-                "encode_ms": _best_ms(lambda s=snap: json.dumps(s).encode(), repeats),
-                "decode_ms": _best_ms(lambda r=raw: json.loads(r), repeats),
-            }
+            _row(
+                size,
+                "stdlib json (by hand)",
+                raw,
+                raw,
+                lambda s=snap: json.dumps(s).encode(),
+                lambda r=raw: json.loads(r),
+                repeats,
+            )
+        )
+        plain = orjson.dumps(snap)
+        rows.append(
+            _row(
+                size,
+                "orjson alone (no check)",
+                raw,
+                plain,
+                lambda s=snap: orjson.dumps(s),
+                lambda b=plain: orjson.loads(b),
+                repeats,
+            )
         )
         for compression in (None, "gzip", "zstd"):
             codec = Codec(compression=compression, compress_min_bytes=0)
             body = codec.encode(snap).body
             rows.append(
-                {
-                    "size": size_name,
-                    "codec": f"sessionstore {compression or 'json'}",
-                    "bytes": len(body),
-                    "ratio": len(raw) / len(body),
-                    "encode_ms": _best_ms(lambda c=codec, s=snap: c.encode(s), repeats),
-                    "decode_ms": _best_ms(lambda c=codec, b=body: c.decode(b, "bench"), repeats),
-                }
+                _row(
+                    size,
+                    f"sessionstore {compression or 'json'}",
+                    raw,
+                    body,
+                    lambda c=codec, s=snap: c.encode(s),
+                    lambda c=codec, b=body: c.decode(b, "bench"),
+                    repeats,
+                )
             )
-    for row in rows:
-        mb = len(json.dumps(agentick_snapshot(SIZES[row["size"]])).encode()) / 1e6
-        row["encode_mb_s"] = mb / (row["encode_ms"] / 1000)
-        row["decode_mb_s"] = mb / (row["decode_ms"] / 1000)
     return rows

@@ -1,7 +1,11 @@
 """What a user writes by hand with the same SDKs and stdlib ``json``: the baseline.
 
 Each baseline has the same shape as a store: ``save(id, snapshot)``, ``load(id)``,
-``aclose()``, with the SDK's defaults except the emulator endpoint.
+``aclose()``, and the SDK's defaults except the emulator endpoint (retries,
+checksums, connection pools, the default thread pool for the synchronous GCS SDK).
+Each stores what a store stores: the same JSON document at ``prefix + id + ".json"``
+with ``Content-Type: application/json``, and nothing more (no metadata, no
+conditions, no retries of its own).
 """
 
 from __future__ import annotations
@@ -77,16 +81,21 @@ class AzureByHand:
     """azure-storage-blob aio upload_blob / download_blob with json."""
 
     def __init__(self, emulator: Emulator, prefix: str) -> None:
+        from azure.storage.blob import ContentSettings
         from azure.storage.blob.aio import ContainerClient
 
         self.prefix = prefix
+        self._json = ContentSettings(content_type="application/json")
         self._client = ContainerClient.from_connection_string(
             emulator.options["connection_string"], emulator.bucket
         )
 
     async def save(self, session_id: str, snapshot: dict[str, Any]) -> None:
         await self._client.upload_blob(
-            f"{self.prefix}{session_id}.json", json.dumps(snapshot).encode(), overwrite=True
+            f"{self.prefix}{session_id}.json",
+            json.dumps(snapshot).encode(),
+            overwrite=True,
+            content_settings=self._json,
         )
 
     async def load(self, session_id: str) -> Any:

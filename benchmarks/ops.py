@@ -1,18 +1,34 @@
-"""Client CPU per operation and throughput: store vs hand-written, interleaved."""
+"""Client CPU per operation and throughput: store vs hand-written, interleaved.
+
+For each (size, concurrency) the store and the hand-written baseline take turns,
+round after round (store first in even rounds, baseline first in odd ones): each
+turn saves a batch of snapshots and loads them back. CPU is the process's user+sys
+time (every thread, so GCS's worker threads count) over the batch, divided by the
+operations; the emulators run in other processes and do not count. A cell reports
+the medians over the rounds, and the store/baseline ratio of each round, whose
+median is the headline and whose spread shows the noise of the machine.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import resource
 import statistics
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.handwritten import BY_HAND
 from benchmarks.snapshots import agentick_snapshot
-from sessionstore.testing import Emulator, emulator_store, purge_prefix
+from sessionstore.testing import Emulator, emulator_store
+
+SIZES = {"10 KB": 10_000, "1 MB": 1_000_000}
+CONCURRENCY = (1, 32)
+BATCH_TIMEOUT = 300.0  # seconds: a hung emulator fails the run instead of stalling it
 
 
 def cpu_seconds() -> float:
@@ -23,32 +39,52 @@ def cpu_seconds() -> float:
 
 @dataclass
 class Cell:
-    """Medians of one (provider, op, size, concurrency) for store and baseline."""
+    """One (provider, op, size, concurrency): per-round figures of store and baseline."""
 
     provider: str
     op: str
     size: str
     concurrency: int
-    store_cpu_us: float
-    hand_cpu_us: float
-    store_ops_s: float
-    hand_ops_s: float
+    store_cpu_us: list[float] = field(default_factory=list)
+    hand_cpu_us: list[float] = field(default_factory=list)
+    store_ops_s: list[float] = field(default_factory=list)
+    hand_ops_s: list[float] = field(default_factory=list)
+
+    @property
+    def ratios(self) -> list[float]:
+        """Store/baseline CPU per op of each round (paired: same round, same load)."""
+        return [s / h for s, h in zip(self.store_cpu_us, self.hand_cpu_us, strict=True)]
 
     @property
     def cpu_ratio(self) -> float:
-        return self.store_cpu_us / self.hand_cpu_us
+        """Median of the per-round CPU ratios: <= 1.0 means the store costs no more."""
+        return statistics.median(self.ratios)
+
+    @property
+    def ops_ratio(self) -> float:
+        """Median of the per-round throughput ratios: >= 1.0 means the store is as fast."""
+        pairs = zip(self.store_ops_s, self.hand_ops_s, strict=True)
+        return statistics.median(s / h for s, h in pairs)
+
+    def median(self, name: str) -> float:
+        """Median of one per-round series, e.g. ``median("store_cpu_us")``."""
+        values: list[float] = getattr(self, name)
+        return statistics.median(values)
 
 
-async def _batch(fn: Any, ids: list[str], concurrency: int) -> tuple[float, float]:
-    """Run ``fn(id)`` for every id; return (CPU µs per op, ops per second)."""
+async def run_batch(
+    fn: Callable[[str], Awaitable[Any]], ids: list[str], concurrency: int
+) -> tuple[float, float]:
+    """Run ``fn(id)`` for every id, ``concurrency`` at a time: (CPU µs/op, ops/s)."""
     sem = asyncio.Semaphore(concurrency)
 
     async def one(session_id: str) -> None:
         async with sem:
             await fn(session_id)
 
+    gc.collect()
     cpu0, wall0 = cpu_seconds(), time.perf_counter()
-    await asyncio.gather(*(one(i) for i in ids))
+    await asyncio.wait_for(asyncio.gather(*(one(i) for i in ids)), BATCH_TIMEOUT)
     cpu, wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
     return cpu / len(ids) * 1e6, len(ids) / wall
 
@@ -58,62 +94,102 @@ def build_store(provider: str, emulator: Emulator, prefix: str) -> Any:
     return emulator_store(provider, emulator, prefix=prefix)
 
 
-SIZES = {"10 KB": 10_000, "1 MB": 1_000_000}
+async def purge(impl_prefix: str, provider: str, emulator: Emulator) -> None:
+    """Delete every object under ``impl_prefix``, 16 at a time."""
+    async with build_store(provider, emulator, impl_prefix) as store:
+        keys: list[str] = []
+        token: str | None = None
+        while True:
+            page = await store._list_page(store.prefix, page_size=1000, token=token)
+            keys += [obj.key for obj in page.objects]
+            token = page.next_token
+            if not token:
+                break
+        sem = asyncio.Semaphore(16)
+
+        async def delete(key: str) -> None:
+            async with sem:
+                try:
+                    await store._delete(key, if_version=None)
+                except Exception as exc:
+                    if store._kind(exc).name != "NOT_FOUND":
+                        raise
+
+        await asyncio.gather(*(delete(k) for k in keys))
 
 
 async def measure(
-    provider: str, emulator: Emulator, *, repeats: int, ops: dict[str, int]
+    provider: str,
+    emulator: Emulator,
+    *,
+    rounds: int,
+    ops: dict[str, int],
+    progress: Callable[[str], None] = lambda _: None,
 ) -> list[Cell]:
     """Every cell of one provider: save and load, each size, concurrency 1 and 32."""
     prefix = f"bench-{uuid.uuid4().hex}/"
-    store = build_store(provider, emulator, prefix)
-    hand = BY_HAND[provider](emulator, prefix + "hand/")
+    impls: dict[str, Any] = {
+        "store": build_store(provider, emulator, prefix),
+        "hand": BY_HAND[provider](emulator, prefix + "hand/"),
+    }
     cells: list[Cell] = []
     try:
         for size_name, size in SIZES.items():
             snapshot = agentick_snapshot(size)
-            n = ops[size_name]
-            ids = [f"s{i}" for i in range(n)]
-            await store.save("warm", snapshot)  # open clients, warm pools
-            await hand.save("warm", snapshot)
-            for concurrency in (1, 32):
-                runs: dict[tuple[str, str], list[tuple[float, float]]] = {}
-                for rep in range(repeats):
-                    order = [("store", store), ("hand", hand)]
-                    if rep % 2:
-                        order.reverse()
-                    for name, impl in order:
-
-                        async def save(i: str, impl: Any = impl, snap: Any = snapshot) -> None:
-                            await impl.save(i, snap)
-
-                        async def load(i: str, impl: Any = impl) -> None:
-                            await impl.load(i)
-
-                        runs.setdefault(("save", name), []).append(
-                            await _batch(save, ids, concurrency)
-                        )
-                        runs.setdefault(("load", name), []).append(
-                            await _batch(load, ids, concurrency)
-                        )
-                for op in ("save", "load"):
-                    s, h = runs[(op, "store")], runs[(op, "hand")]
-                    cells.append(
-                        Cell(
-                            provider,
-                            op,
-                            size_name,
-                            concurrency,
-                            statistics.median(r[0] for r in s),
-                            statistics.median(r[0] for r in h),
-                            statistics.median(r[1] for r in s),
-                            statistics.median(r[1] for r in h),
-                        )
-                    )
+            ids = [f"s{i}" for i in range(ops[size_name])]
+            for impl in impls.values():  # open clients and fill connection pools
+                await run_batch(
+                    lambda i, impl=impl, snap=snapshot: impl.save(i, snap), ids[:32], 32
+                )
+            for concurrency in CONCURRENCY:
+                progress(f"{provider} {size_name} concurrency {concurrency}")
+                save = Cell(provider, "save", size_name, concurrency)
+                load = Cell(provider, "load", size_name, concurrency)
+                for rnd in range(rounds):
+                    order = ["store", "hand"] if rnd % 2 == 0 else ["hand", "store"]
+                    for name in order:
+                        impl = impls[name]
+                        for cell, call in (
+                            (save, lambda i, impl=impl, snap=snapshot: impl.save(i, snap)),
+                            (load, lambda i, impl=impl: impl.load(i)),
+                        ):
+                            cpu_us, ops_s = await run_batch(call, ids, concurrency)
+                            getattr(cell, f"{name}_cpu_us").append(cpu_us)
+                            getattr(cell, f"{name}_ops_s").append(ops_s)
+                cells += [save, load]
     finally:
-        await hand.aclose()
-        await purge_prefix(store)
-        await store.aclose()
-        async with build_store(provider, emulator, prefix + "hand/") as cleaner:
-            await purge_prefix(cleaner)
+        await impls["hand"].aclose()
+        await impls["store"].aclose()
+        await purge(prefix, provider, emulator)
+        await purge(prefix + "hand/", provider, emulator)
     return cells
+
+
+async def ensure_bucket(provider: str, emulator: Emulator) -> None:
+    """Create ``emulator.bucket`` if it does not exist (emulators only)."""
+    if provider == "s3":
+        import aioboto3
+
+        async with aioboto3.Session().client("s3", **emulator.options) as s3:
+            with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+                await s3.create_bucket(Bucket=emulator.bucket)
+    elif provider == "gcs":
+        from google.api_core.exceptions import Conflict
+        from google.cloud import storage
+
+        client = storage.Client(project=emulator.options.get("project"))
+        try:
+            await asyncio.to_thread(client.create_bucket, emulator.bucket)
+        except Conflict:
+            pass
+        finally:
+            client.close()
+    else:
+        from azure.core.exceptions import ResourceExistsError
+        from azure.storage.blob.aio import ContainerClient
+
+        async with ContainerClient.from_connection_string(
+            emulator.options["connection_string"], emulator.bucket
+        ) as container:
+            with contextlib.suppress(ResourceExistsError):
+                await container.create_container()

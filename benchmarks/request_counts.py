@@ -1,4 +1,9 @@
-"""Requests per operation, counted at each SDK's HTTP layer (not assumed)."""
+"""Requests per operation, counted at each SDK's HTTP layer (not assumed).
+
+S3: botocore's ``before-send`` event; GCS: a response hook on the client's
+``requests`` session; Azure: the pipeline's ``raw_request_hook``. Each hook sees
+every HTTP request the SDK sends, retries and redirects included.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks.ops import purge
 from benchmarks.snapshots import agentick_snapshot
-from sessionstore.testing import Emulator, purge_prefix
+from sessionstore.testing import Emulator
 
 
 def _counted_store(provider: str, emulator: Emulator, prefix: str, **options: Any) -> Any:
@@ -55,19 +61,21 @@ async def _hook_s3(store: Any) -> None:
 
 
 async def count(provider: str, emulator: Emulator, n_list: int = 2500) -> dict[str, int]:
-    """Requests of save, save with reject_stale, load, has, delete and list(n)."""
+    """Requests of save (also with reject_stale), load, has, delete and list(n)."""
     prefix = f"bench-req-{uuid.uuid4().hex}/"
     store = _counted_store(provider, emulator, prefix)
     stale = _counted_store(provider, emulator, prefix, reject_stale=True)
     for s in (store, stale):
         await _hook_s3(s)
     snap = agentick_snapshot(10_000)
+    big = agentick_snapshot(5_000_000)
     result: dict[str, int] = {}
 
-    async def measure(name: str, s: Any, op: Callable[[], Any]) -> None:
+    async def measure(name: str, s: Any, op: Callable[[], Any]) -> Any:
         before = len(s._count)
-        await op()
+        value = await op()
         result[name] = len(s._count) - before
+        return value
 
     try:
         await measure("save", store, lambda: store.save("a", snap))
@@ -80,7 +88,12 @@ async def count(provider: str, emulator: Emulator, n_list: int = 2500) -> dict[s
         )
         await measure("load", store, lambda: store.load("a"))
         await measure("has", store, lambda: store.has("a"))
+        await measure("save (5 MB)", store, lambda: store.save("big", big))
+        await measure("load (5 MB)", store, lambda: store.load("big"))
         await measure("delete", store, lambda: store.delete("a"))
+        await measure("load (absent)", store, lambda: store.load("a"))
+        await measure("has (absent)", store, lambda: store.has("a"))
+        await measure("delete (absent)", store, lambda: store.delete("a"))
         sem = asyncio.Semaphore(32)
 
         async def put(i: int) -> None:
@@ -88,9 +101,12 @@ async def count(provider: str, emulator: Emulator, n_list: int = 2500) -> dict[s
                 await store.save(f"id-{i:05d}", {"tick": i})
 
         await asyncio.gather(*(put(i) for i in range(n_list)))
-        await measure(f"list ({n_list} sessions)", store, store.list)
+        await store.delete("big")
+        await store.delete("b")
+        ids = await measure(f"list ({n_list} sessions)", store, store.list)
+        if len(ids) != n_list:
+            raise AssertionError(f"{provider}: list() found {len(ids)} of {n_list} sessions")
     finally:
-        await purge_prefix(store)
         for s in (store, stale):
             await s.aclose()
             client = s.client
@@ -98,4 +114,5 @@ async def count(provider: str, emulator: Emulator, n_list: int = 2500) -> dict[s
                 await client.close()
             if provider == "gcs" and client is not None:
                 client.close()
+        await purge(prefix, provider, emulator)
     return result
