@@ -344,7 +344,11 @@ class ObjectSessionStore(ABC):
             raise StoreConfigError("save() takes if_version or if_absent, not both")
         key = self._key(session_id)
         encoded = self._codec.encode(snapshot)
-        metadata = {META_WRITE_ID: uuid.uuid4().hex}
+        # Only a conditional write reads its write id back (_put_once, after a lost
+        # response); a plain save does not send one: one metadata header less for the
+        # SDK to build and sign on every save (benchmarks/NOTES.md).
+        conditional = if_version is not None or if_absent or self.reject_stale
+        metadata = {META_WRITE_ID: uuid.uuid4().hex} if conditional else {}
         if encoded.encoding:
             metadata[META_ENCODING] = encoded.encoding
         if not self.reject_stale:
