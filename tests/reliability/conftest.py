@@ -16,10 +16,15 @@ def provider(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def emulator_of(provider: str, request: pytest.FixtureRequest) -> Emulator:
+    """The running emulator of ``provider`` (its session fixture: skips if it is down)."""
+    return request.getfixturevalue(_EMULATOR_FIXTURE[provider])  # type: ignore[no-any-return]
+
+
 @pytest.fixture
 def emulator(provider: str, request: pytest.FixtureRequest) -> Emulator:
     """The running emulator of ``provider``."""
-    return request.getfixturevalue(_EMULATOR_FIXTURE[provider])  # type: ignore[no-any-return]
+    return emulator_of(provider, request)
 
 
 @pytest.fixture

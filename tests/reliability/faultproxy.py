@@ -1,14 +1,15 @@
 """A fault-injecting reverse proxy on loopback, between a store and its emulator.
 
-Faults, drawn with a seeded RNG at ``rate``:
+Faults, drawn with a seeded RNG at ``rate`` (or taken from ``script`` first):
 
 - ``error``: a provider-shaped 503 or 500 answer, without forwarding;
 - ``reset``: the connection is dropped before forwarding;
 - ``lost``: the request is forwarded and applied upstream, then the connection is
   dropped instead of answering (the client cannot know the write landed).
 
-Fixed modes answer every request the same way (``"403"``, ``"503"``), for the
-exact-count tests. Only loopback addresses are used; every loop is bounded.
+A fixed ``mode`` treats every request the same way: an HTTP status (``403``, ``503``,
+...; answered provider-shaped, with ``code`` as the error code if given), ``"reset"``
+or ``"lost"``. Only loopback addresses are used; every loop is bounded.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import ClientSession, ClientTimeout, web
@@ -23,15 +25,24 @@ from aiohttp import ClientSession, ClientTimeout, web
 KINDS = ("error", "reset", "lost")
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade"}
 
+#: The error code each provider answers with, per status.
+CODES = {
+    "s3": {401: "InvalidAccessKeyId", 403: "AccessDenied", 500: "InternalError", 503: "SlowDown"},
+    "gcs": {401: "authError", 403: "forbidden", 500: "backendError", 503: "backendError"},
+    "azure": {
+        401: "InvalidAuthenticationInfo",
+        403: "AuthorizationFailure",
+        500: "InternalError",
+        503: "ServerBusy",
+    },
+}
 
-def error_response(provider: str, status: int, method: str) -> web.Response:
-    """A 403/500/503 answer shaped as the provider's own."""
-    codes = {
-        "s3": {403: "AccessDenied", 500: "InternalError", 503: "SlowDown"},
-        "gcs": {403: "forbidden", 500: "backendError", 503: "backendError"},
-        "azure": {403: "AuthorizationFailure", 500: "InternalError", 503: "ServerBusy"},
-    }
-    code = codes[provider][status]
+
+def error_response(
+    provider: str, status: int, method: str, code: str | None = None
+) -> web.Response:
+    """An error answer shaped as the provider's own (body, content type, headers)."""
+    code = code or CODES[provider].get(status, "InternalError")
     headers = {"x-ms-error-code": code} if provider == "azure" else {}
     if provider == "gcs":
         body = json.dumps(
@@ -54,19 +65,30 @@ def error_response(provider: str, status: int, method: str) -> web.Response:
 
 @dataclass
 class FaultProxy:
-    """Forward to ``upstream`` (``http://127.0.0.1:PORT``), injecting faults."""
+    """Forward to ``upstream`` (``http://127.0.0.1:PORT``), injecting faults.
+
+    ``script`` lists the fault (or ``None``: forward untouched) of the first
+    requests, before the random draws start. ``after_apply`` runs after the upstream
+    applied a request whose answer is then lost (to let another writer in there).
+    """
 
     upstream: str
     provider: str
     rate: float = 0.0
     seed: int = 0
-    mode: str | None = None  # None (random faults), "403" or "503"
+    mode: int | str | None = None
+    code: str | None = None
     kinds: tuple[str, ...] = KINDS
+    script: list[str | None] = field(default_factory=list)
+    after_apply: Callable[[], Awaitable[object]] | None = None
     requests: int = 0
+    methods: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
     url: str = ""
 
     async def __aenter__(self) -> FaultProxy:
+        if not self.upstream.startswith("http://127.0.0.1:"):
+            raise ValueError(f"the fault proxy forwards to loopback only, not {self.upstream}")
         self._rng = random.Random(self.seed)
         self._session = ClientSession(auto_decompress=False, timeout=ClientTimeout(total=60))
         app = web.Application(client_max_size=256 * 1024 * 1024)
@@ -83,17 +105,27 @@ class FaultProxy:
         await self._runner.cleanup()
         await self._session.close()
 
+    @property
+    def faulted(self) -> int:
+        """Requests that met a fault, of any kind."""
+        return sum(self.faults.values())
+
     def _draw(self) -> str | None:
+        if self.script:
+            return self.script.pop(0)
+        if self.mode in ("reset", "lost"):
+            return str(self.mode)
         if self._rng.random() >= self.rate:
             return None
         return self._rng.choice(self.kinds)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
+        self.methods[request.method] += 1
         body = await request.read()
-        if self.mode is not None:
-            self.faults[self.mode] += 1
-            return error_response(self.provider, int(self.mode), request.method)
+        if isinstance(self.mode, int):
+            self.faults[str(self.mode)] += 1
+            return error_response(self.provider, self.mode, request.method, self.code)
         fault = self._draw()
         if fault == "error":
             self.faults["error"] += 1
@@ -116,9 +148,19 @@ class FaultProxy:
             payload = await upstream.read()
             if fault == "lost":
                 self.faults["lost"] += 1
+                if self.after_apply is not None:
+                    await self.after_apply()
                 return self._drop(request)
             out = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP}
-            return web.Response(status=upstream.status, body=payload, headers=out)
+            if request.method == "HEAD":
+                # A HEAD answer announces the object's size, not its own (empty) body.
+                head = web.StreamResponse(status=upstream.status, headers=out)
+                if "Content-Length" in upstream.headers:
+                    head.content_length = int(upstream.headers["Content-Length"])
+                await head.prepare(request)
+                await head.write_eof()
+                return head
+            return web.Response(status=upstream.status, body=payload or None, headers=out)
 
     @staticmethod
     def _drop(request: web.Request) -> web.StreamResponse:

@@ -7,6 +7,7 @@ tests.reliability.report``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 from sessionstore.testing import azure_emulator, gcs_emulator, purge_prefix, s3_emulator
@@ -16,6 +17,7 @@ SEEDS = (1, 2, 3)
 
 
 async def main() -> None:
+    logging.getLogger("sessionstore").setLevel(logging.ERROR)  # no retry warnings
     emulators = {"s3": s3_emulator(), "gcs": gcs_emulator(), "azure": azure_emulator()}
     print(
         "| provider | runs | requests | faults: error / reset / lost | operations"

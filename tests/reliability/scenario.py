@@ -7,15 +7,16 @@ the figures of docs/RELIABILITY.md.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sessionstore import ConflictError, ObjectSessionStore, RetryPolicy
+from sessionstore import ConflictError, ObjectSessionStore, RetryPolicy, StaleSnapshotError
 from sessionstore.testing import Emulator
 from tests.reliability.faultproxy import FaultProxy
 
-PATIENT = RetryPolicy(attempts=40, base_delay=0.005, max_delay=0.1, deadline=60)
+PATIENT = RetryPolicy(attempts=25, base_delay=0.005, max_delay=0.1, deadline=60)
 PROVIDERS = ("s3", "gcs", "azure")
 
 
@@ -118,7 +119,8 @@ async def run_faults(
                     figures.lost += 1
                 if await direct.load(session_id) != snap:
                     figures.lost += 1
-                await op(lambda s=session_id: faulty.has(s))  # type: ignore[misc]
+                if await op(lambda s=session_id: faulty.has(s)) is not True:  # type: ignore[misc]
+                    figures.lost += 1
 
             async def counter(name: str, increments: int) -> None:
                 nonlocal ops
@@ -150,6 +152,30 @@ async def run_faults(
                 await op(lambda c=created, i=i: faulty.save(f"new-{i}", c, if_absent=True))  # type: ignore[misc]
                 if await direct.load(f"new-{i}") != created:
                     figures.lost += 1
+
+            # reject_stale through the faults: one writer, shuffled ticks; a lost answer
+            # to its conditional PUT must not turn into a refusal of its own tick.
+            guarded = build_store(
+                provider, emulator, proxy.url, prefix, retry=PATIENT, reject_stale=True
+            )
+            ticks = list(range(1, 13))
+            random.Random(seed).shuffle(ticks)
+            refused, highest = 0, 0
+            async with guarded:
+                for tick in ticks:
+                    ops += 1
+                    try:
+                        await guarded.save("stale", _snap("stale", tick))
+                    except StaleSnapshotError:
+                        refused += 1
+                    except Exception as exc:
+                        figures.errors.append(f"{type(exc).__name__}: {exc}")
+                    highest = max(highest, tick)
+                    stored = await direct.load("stale")
+                    if stored is None or stored["tick"] != highest:
+                        figures.lost += 1
+            if refused != sum(t < max(ticks[:i], default=0) for i, t in enumerate(ticks)):
+                figures.errors.append(f"reject_stale refused {refused} saves, not the stale ones")
 
             for session_id in list(expected)[:20]:
                 await op(lambda s=session_id: faulty.delete(s))  # type: ignore[misc]
