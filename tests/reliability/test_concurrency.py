@@ -35,6 +35,7 @@ async def test_cas_counter_is_exact(store: ObjectSessionStore) -> None:
         nonlocal conflicts
         rng = random.Random(seed)
         for _ in range(INCREMENTS):
+            streak = 0  # conflicts in a row: back off exponentially, with full jitter
             while True:
                 current = await store.load_versioned("counter")
                 assert current is not None
@@ -47,7 +48,8 @@ async def test_cas_counter_is_exact(store: ObjectSessionStore) -> None:
                     break
                 except ConflictError:
                     conflicts += 1
-                    await asyncio.sleep(rng.random() * 0.02)
+                    streak += 1
+                    await asyncio.sleep(rng.random() * min(0.5, 0.005 * 2**streak))
 
     await asyncio.gather(*(writer(i) for i in range(WRITERS)))
     final = await store.load("counter")
