@@ -6,8 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import requests
+from google.api_core import exceptions as gexc
 
 from sessionstore import ObjectSessionStore, StoreAccessError, open_store
+from sessionstore.base import ErrorKind
 from sessionstore.stores.gcs import GCSSessionStore
 from sessionstore.testing import Emulator
 from tests.contract import MakeStore, RequestCountContract, StoreContract, snapshot
@@ -42,7 +45,7 @@ async def count_requests(store: ObjectSessionStore) -> Callable[[], list[str]]:
 
 async def test_event_loop_stays_responsive(make_gcs_store: MakeStore) -> None:
     store = make_gcs_store()
-    payload = snapshot(pad="x" * 1_000_000)
+    payload = snapshot(pad="x" * 100_000)
     lags: list[float] = []
     done = asyncio.Event()
 
@@ -69,8 +72,51 @@ async def test_missing_bucket_is_an_access_error_at_once(fake_gcs: Emulator) -> 
         with pytest.raises(StoreAccessError, match="no-such-bucket-sessionstore"):
             await store.save("s", snapshot())
         assert time.monotonic() - started < 2 and len(sent()) == 1
-        with pytest.raises(StoreAccessError):
+        with pytest.raises(StoreAccessError, match=r"HTTP 404: Not Found\): gs://no-such"):
             await store.list()
+        with pytest.raises(Exception) as raised:  # the upload's own error, unmapped
+            await store._put(
+                "k", b"{}", content_type="a/b", metadata={}, if_version=None, if_absent=False
+            )
+        assert store._error_detail(raised.value) == "NotFound, HTTP 404: Not Found"
+
+
+def gcs_error(status: int, body: str, method: str = "GET") -> gexc.GoogleAPICallError:
+    """The exception the SDK raises for a response of real GCS (its own conversion)."""
+    response = requests.Response()
+    response.status_code = status
+    response._content = body.encode()
+    url = "https://storage.googleapis.com/storage/v1/b/bkt/o/sessions%2Fs.json"
+    response.request = requests.Request(method, url).prepare()
+    return gexc.from_http_response(response)  # type: ignore[no-untyped-call,no-any-return]
+
+
+def test_a_404_says_whether_the_object_or_the_bucket_is_missing() -> None:
+    """Real GCS tells them apart by message (fake-gcs-server says "Not Found" for both)."""
+    store = GCSSessionStore("bkt", project="test")
+    no_object = gcs_error(404, '{"error": {"code": 404, "message": "No such object: bkt/k"}}')
+    no_bucket = gcs_error(404, "The specified bucket does not exist.")
+    denied = gcs_error(403, '{"error": {"code": 403, "message": "a@b does not have access"}}')
+    assert store._classify(no_object) is ErrorKind.NOT_FOUND
+    assert store._classify(no_bucket) is ErrorKind.ACCESS
+    assert store._classify(denied) is ErrorKind.ACCESS
+    assert store._classify(gcs_error(412, "Precondition Failed")) is ErrorKind.PRECONDITION
+    for status in (408, 429, 500, 502, 503, 504):
+        assert store._classify(gcs_error(status, "try again")) is ErrorKind.TRANSIENT
+    assert store._error_detail(no_object) == "NotFound, HTTP 404: No such object: bkt/k"
+    assert store._error_detail(no_bucket).endswith(": The specified bucket does not exist.")
+
+
+async def test_no_credentials_is_an_access_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    store = GCSSessionStore("bkt", project="test")
+    with pytest.raises(StoreAccessError, match="DefaultCredentialsError"):
+        await store.load("s")
+    assert store._pool is None  # the failed open left no thread pool behind
+    await store.aclose()
 
 
 async def test_kms_key_name_reaches_the_upload(make_gcs_store: MakeStore) -> None:

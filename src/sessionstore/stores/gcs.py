@@ -48,7 +48,12 @@ _TRANSIENT_ERRORS = (
     ConnectionError,
     TimeoutError,
 )
-_ACCESS_ERRORS = (gexc.Forbidden, gexc.Unauthorized, auth_exc.RefreshError)
+_ACCESS_ERRORS = (
+    gexc.Forbidden,
+    gexc.Unauthorized,
+    auth_exc.RefreshError,
+    auth_exc.DefaultCredentialsError,  # no ADC found: a credentials problem, not a bug
+)
 
 
 class GCSSessionStore(ObjectSessionStore):
@@ -111,8 +116,13 @@ class GCSSessionStore(ObjectSessionStore):
 
     async def _open(self) -> None:
         self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="sessionstore-gcs")
-        if self._injected is None:
-            self._client = await self._run(self._build_client)
+        try:
+            if self._injected is None:
+                self._client = await self._run(self._build_client)
+        except BaseException:  # e.g. no credentials: the next call opens a new pool
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=False)
+            raise
         self._bucket = self._client.bucket(self.bucket)
 
     def _build_client(self) -> Any:
@@ -144,8 +154,11 @@ class GCSSessionStore(ObjectSessionStore):
 
     def _classify(self, exc: Exception) -> ErrorKind:
         if isinstance(exc, gexc.NotFound):
-            # A missing bucket says so (real GCS); fake-gcs-server says only "Not Found".
-            if "bucket does not exist" in str(exc.message).lower():
+            # Real GCS says "The specified bucket does not exist." for a missing bucket
+            # and "No such object: ..." for a missing object; fake-gcs-server says only
+            # "Not Found" for both (so there a missing bucket reads as a missing object,
+            # except on save and list, which the base maps to StoreAccessError).
+            if "bucket does not exist" in _reason(exc).lower():
                 return ErrorKind.ACCESS
             return ErrorKind.NOT_FOUND
         if isinstance(exc, gexc.PreconditionFailed):
@@ -160,8 +173,7 @@ class GCSSessionStore(ObjectSessionStore):
 
     def _error_detail(self, exc: Exception) -> str:
         if isinstance(exc, gexc.GoogleAPICallError):
-            reason = str(exc.message).rsplit(": ", 1)[-1][:200]  # drop "METHOD url: "
-            return f"{type(exc).__name__}, HTTP {exc.code}: {reason}"
+            return f"{type(exc).__name__}, HTTP {exc.code}: {_reason(exc)[:200]}"
         return type(exc).__name__
 
     # -------------------------------------------------------------- primitives
@@ -272,6 +284,24 @@ def _generation(version: str | None) -> int | None:
     if not version.isdigit():
         raise ConflictError(f"{version!r} is not a GCS generation")
     return int(version)
+
+
+def _reason(exc: gexc.GoogleAPICallError) -> str:
+    """The service's own error message, without the request line the SDK prepends.
+
+    Uploads raise with ``METHOD url: <body>: <status tuple>`` and JSON calls with
+    ``METHOD url: <message>``, so the message comes from the response body when there
+    is one (the JSON ``error.message``, else the text body).
+    """
+    response = exc.response
+    if isinstance(response, requests.Response):
+        try:
+            return str(response.json()["error"]["message"])
+        except (ValueError, KeyError, TypeError):
+            if response.text.strip():
+                return response.text.strip()
+    message = str(exc.message)
+    return message.split(": ", 1)[-1] if message.split(" ", 1)[0].isupper() else message
 
 
 def _http_date(value: str | None) -> datetime | None:
