@@ -113,3 +113,57 @@ async def test_open_store_url(localstack_s3: Emulator, unique_prefix: str) -> No
         await store.save("u", snapshot())
         assert await store.load("u") == snapshot()
         await store.delete("u")
+
+
+async def test_environment_configures_the_client(
+    localstack_s3: Emulator, unique_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opts = localstack_s3.options
+    monkeypatch.setenv("AWS_ENDPOINT_URL", opts["endpoint_url"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", opts["region_name"])
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", opts["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", opts["aws_secret_access_key"])
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    async with S3SessionStore(localstack_s3.bucket, prefix=unique_prefix) as store:
+        assert store.client.meta.endpoint_url == opts["endpoint_url"]
+        assert store.client.meta.region_name == opts["region_name"]
+        await store.save("env", snapshot())
+        assert await store.load("env") == snapshot()
+        await store.delete("env")
+
+
+async def test_injected_session_builds_the_one_client(
+    localstack_s3: Emulator, unique_prefix: str
+) -> None:
+    import aioboto3
+
+    session = aioboto3.Session()
+    sent: list[str] = []
+    # handlers on the session's emitter are copied into every client built from it
+    session.events.register("before-send.s3", lambda request, **_: sent.append(request.method))
+    store = S3SessionStore(
+        localstack_s3.bucket, session=session, prefix=unique_prefix, **localstack_s3.options
+    )
+    async with store:
+        client = store.client
+        await store.save("s", snapshot())
+        assert await store.has("s")
+        await store.delete("s")
+        assert store.client is client  # one client for every call
+    assert sent == ["PUT", "HEAD", "DELETE"]
+    assert store.client is None  # the store's own client is closed by aclose()
+
+
+async def test_wrong_credentials_never_leak(localstack_s3: Emulator) -> None:
+    # LocalStack (community, host mode) accepts any access key and secret, so a wrong key
+    # cannot be refused here; a real 403 (AccessDenied) failing on its first request with
+    # StoreAccessError is tested through the fault proxy in tests/reliability/. What can
+    # be tested here: the refusal a wrong account does meet, with the secret in use.
+    options = dict(localstack_s3.options)
+    options.update(aws_access_key_id="AKIASENTINELKEY", aws_secret_access_key="SENTINEL-SECRET")
+    async with S3SessionStore("no-such-bucket-sessionstore", **options) as store:
+        with pytest.raises(StoreAccessError, match="NoSuchBucket, HTTP 404") as info:
+            await store.save("s", snapshot())
+    texts = [str(info.value), repr(info.value), str(info.value.__cause__), repr(store)]
+    assert [t for t in texts if "SENTINEL" in t] == []

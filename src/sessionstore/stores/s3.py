@@ -43,7 +43,6 @@ _TRANSIENT_CODES = frozenset(
         "Throttling",
         "ThrottlingException",
         "RequestTimeout",
-        "RequestTimeTooSkewed",
         "InternalError",
         "ServiceUnavailable",
         "ConditionalRequestConflict",
@@ -60,6 +59,7 @@ _ACCESS_CODES = frozenset(
         "InvalidToken",
         "AllAccessDisabled",
         "AccountProblem",
+        "RequestTimeTooSkewed",  # a 403 that no retry fixes: the clock is wrong
     }
 )
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
