@@ -48,7 +48,11 @@ _SINGLE_PUT_FLOOR = 64 * 1024 * 1024
 
 
 def _code(exc: HttpResponseError) -> str:
-    return str(getattr(exc, "error_code", None) or "")
+    """The service's error code as a plain string (the SDK gives an enum or a str)."""
+    code: Any = getattr(exc, "error_code", None)
+    if not code:
+        code = (getattr(exc.response, "headers", None) or {}).get("x-ms-error-code")
+    return str(getattr(code, "value", code) or "")
 
 
 def _to_azure(name: str) -> str:
