@@ -18,7 +18,7 @@ import time
 from importlib import metadata
 from typing import Any
 
-from benchmarks import codec_table, coldstart, ops, report, request_counts
+from benchmarks import calls, codec_table, coldstart, ops, report, request_counts
 from sessionstore.testing import Emulator, azure_emulator, gcs_emulator, s3_emulator
 
 PACKAGES = (
@@ -79,6 +79,10 @@ def main() -> None:
     counts = {"10 KB": 40, "1 MB": 8} if args.quick else {"10 KB": 200, "1 MB": 40}
     started, load_start = time.monotonic(), os.getloadavg()[0]
     results = asyncio.run(_cloud(emulators, rounds, counts))
+    results["calls"] = []
+    for provider, emulator in emulators.items():
+        _say(f"{provider}: function calls per operation")
+        results["calls"] += calls.count(provider, emulator, ops=20 if args.quick else 40)
     _say("codecs")
     results["codecs"] = codec_table.table(repeats=3 if args.quick else 7)
     _say("cold start")

@@ -174,6 +174,28 @@ def write(results: dict[str, Any], quick: bool, root: Path = ROOT) -> Path:
     ]
     if has_chart:
         out += ["![CPU and throughput ratios per cell](benchmarks/chart.png)", ""]
+    if results.get("calls"):
+        out += [
+            "### Work per operation, counted",
+            "",
+            "Function calls per operation at concurrency 1, counted by a profile hook in every"
+            " thread (`benchmarks/calls.py`): unlike CPU time, they do not move with the"
+            " machine's load. Python calls are the SDK's and the store's code; calls into C"
+            " are mostly builtins (the store's JSON check makes about one per JSON value;"
+            " all of `json.dumps` is one).",
+            "",
+            "| provider | size | op | store Python calls | by-hand Python calls"
+            " | store C calls | by-hand C calls |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+        ]
+        for row in results["calls"]:
+            for op in ("save", "load"):
+                out.append(
+                    f"| {row['provider']} | {row['size']} | {op}"
+                    f" | {row[f'{op} store py']:,.0f} | {row[f'{op} hand py']:,.0f}"
+                    f" | {row[f'{op} store c']:,.0f} | {row[f'{op} hand c']:,.0f} |"
+                )
+        out.append("")
     requests = results["requests"]
     out += [
         "## Requests per operation",

@@ -3,10 +3,11 @@
 Request counts are asserted: they are exact, not timings.
 """
 
+import asyncio
 from pathlib import Path
 
 import pytest
-from benchmarks import codec_table, coldstart, ops, report, request_counts
+from benchmarks import calls, codec_table, coldstart, ops, report, request_counts
 
 from sessionstore.testing import Emulator
 
@@ -41,6 +42,9 @@ async def test_provider_end_to_end(emulator: tuple[str, Emulator], tmp_path: Pat
     assert len(cells) == 8
     assert all(len(c.ratios) == 2 and c.cpu_ratio > 0 and c.ops_ratio > 0 for c in cells)
     counts = await request_counts.count(provider, emu, n_list=3)
+    work = await asyncio.to_thread(calls.count, provider, emu, 2)
+    assert [r["size"] for r in work] == ["10 KB", "1 MB"]
+    assert all(r["save store py"] > 0 and r["load hand c"] > 0 for r in work)
     for op, n in counts.items():
         assert str(n) == report._expected(op), (provider, op, n)
     first = coldstart.first_save(provider, emu, repeats=1)
@@ -49,6 +53,7 @@ async def test_provider_end_to_end(emulator: tuple[str, Emulator], tmp_path: Pat
     results = {
         "cells": cells,
         "requests": {provider: counts},
+        "calls": work,
         "codecs": codec_table.table(repeats=1, sizes={"1 KB": 1_000}),
         "coldstart": {
             "import": {
