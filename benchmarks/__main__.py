@@ -76,7 +76,7 @@ def main() -> None:
     for provider, emulator in emulators.items():
         asyncio.run(ops.ensure_bucket(provider, emulator))
     rounds = 2 if args.quick else 6
-    counts = {"10 KB": 40, "1 MB": 8} if args.quick else {"10 KB": 200, "1 MB": 40}
+    counts = {"10 KB": 40, "1 MB": 8} if args.quick else {"10 KB": 150, "1 MB": 40}
     started, load_start = time.monotonic(), os.getloadavg()[0]
     results = asyncio.run(_cloud(emulators, rounds, counts))
     results["calls"] = []

@@ -1,8 +1,10 @@
 """Requests per operation, counted at each SDK's HTTP layer (not assumed).
 
-S3: botocore's ``before-send`` event; GCS: a response hook on the client's
-``requests`` session; Azure: the pipeline's ``raw_request_hook``. Each hook sees
-every HTTP request the SDK sends, retries and redirects included.
+S3: botocore's ``before-send`` event on the client the store builds; GCS: a
+response hook on the ``requests`` session of the client the store builds; Azure:
+the pipeline's ``raw_request_hook`` on a client configured as the store configures
+its own (retries off, one GET up to 64 MiB). Each hook sees every HTTP request the
+SDK sends, retries and redirects included.
 """
 
 from __future__ import annotations
@@ -14,28 +16,14 @@ from typing import Any
 
 from benchmarks.ops import purge
 from benchmarks.snapshots import agentick_snapshot
-from sessionstore.testing import Emulator
+from sessionstore.testing import Emulator, emulator_store
 
 
 def _counted_store(provider: str, emulator: Emulator, prefix: str, **options: Any) -> Any:
-    """A store whose every HTTP request increments the returned counter."""
+    """A store and, in ``store._count``, the list of the HTTP requests it sends."""
     sent: list[str] = []
-    if provider == "s3":
-        from sessionstore.stores.s3 import S3SessionStore
-
-        store: Any = S3SessionStore(emulator.bucket, prefix=prefix, **emulator.options, **options)
-        store._count = sent
-        return store
-    if provider == "gcs":
-        from google.cloud import storage
-
-        from sessionstore.stores.gcs import GCSSessionStore
-
-        client = storage.Client(project="test")
-        client._bucket_metadata_cache = None  # as the store does for its own clients
-        client._http.hooks["response"].append(lambda r, *a, **k: sent.append(r.request.method))
-        store = GCSSessionStore(emulator.bucket, client=client, prefix=prefix, **options)
-    else:
+    store: Any
+    if provider == "azure":
         from azure.storage.blob.aio import ContainerClient
 
         from sessionstore.stores.azure import AzureBlobSessionStore
@@ -48,15 +36,23 @@ def _counted_store(provider: str, emulator: Emulator, prefix: str, **options: An
             raw_request_hook=lambda r: sent.append(r.http_request.method),
         )
         store = AzureBlobSessionStore(emulator.bucket, client=client, prefix=prefix, **options)
+    else:
+        store = emulator_store(provider, emulator, prefix=prefix, **options)
     store._count = sent
     return store
 
 
-async def _hook_s3(store: Any) -> None:
+async def _hook_own_client(store: Any) -> None:
+    """Hook the client the S3 or GCS store builds itself (Azure's is injected)."""
+    await store._ensure_open()
+    sent = store._count
     if store.provider == "s3":
-        await store._ensure_open()
         store.client.meta.events.register(
-            "before-send.s3", lambda request, **_: store._count.append(request.method)
+            "before-send.s3", lambda request, **_: sent.append(request.method)
+        )
+    elif store.provider == "gcs":
+        store.client._http.hooks["response"].append(
+            lambda response, *args, **kwargs: sent.append(response.request.method)
         )
 
 
@@ -66,7 +62,7 @@ async def count(provider: str, emulator: Emulator, n_list: int = 2500) -> dict[s
     store = _counted_store(provider, emulator, prefix)
     stale = _counted_store(provider, emulator, prefix, reject_stale=True)
     for s in (store, stale):
-        await _hook_s3(s)
+        await _hook_own_client(s)
     snap = agentick_snapshot(10_000)
     big = agentick_snapshot(5_000_000)
     result: dict[str, int] = {}
@@ -112,7 +108,5 @@ async def count(provider: str, emulator: Emulator, n_list: int = 2500) -> dict[s
             client = s.client
             if provider == "azure" and client is not None:
                 await client.close()
-            if provider == "gcs" and client is not None:
-                client.close()
         await purge(prefix, provider, emulator)
     return result
