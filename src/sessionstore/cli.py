@@ -55,7 +55,11 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         raise SystemExit(1) from None
     except SessionStoreError as exc:
         _fail(str(exc), next((c for t, c in _EXIT.items() if isinstance(exc, t)), 1))
-        raise  # pragma: no cover - _fail exits
+    except (click.ClickException, click.Abort, BrokenPipeError):
+        raise
+    except Exception as exc:  # no traceback for an operator, but the type and message
+        _fail(f"unexpected {type(exc).__name__}: {exc}", 1)
+    raise AssertionError("unreachable")  # pragma: no cover - _fail exits
 
 
 async def _with_store(url: str, action: Callable[[ObjectSessionStore], Awaitable[T]]) -> T:
@@ -69,6 +73,10 @@ def _parse_ttl(text: str) -> timedelta:
         raise click.BadParameter(f"{text!r}: use seconds or a number with s, m, h or d (30d)")
     unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
     return timedelta(seconds=float(match.group(1)) * unit)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _demo_snapshot(session_id: str, tick: int) -> SessionSnapshot:
@@ -112,17 +120,15 @@ def _build() -> Any:
 
         async def action(store: ObjectSessionStore) -> None:
             infos = sorted([i async for i in store.iter_info()], key=lambda i: i.session_id)
-            rows: list[dict[str, Any]] = []
-            for info in infos:
-                row: dict[str, Any] = {"id": info.session_id}
-                if long_:
-                    snapshot = await store.load(info.session_id)
+            rows: list[dict[str, Any]] = [{"id": info.session_id} for info in infos]
+            if long_:  # the tick needs a read: 16 at a time
+                ticks = await _gather_bounded([_tick(store, i.session_id) for i in infos], 16)
+                for row, info, tick in zip(rows, infos, ticks, strict=True):
                     row["size"] = info.size
                     row["last_modified"] = (
                         info.last_modified.isoformat() if info.last_modified else None
                     )
-                    row["tick"] = snapshot.get("tick") if snapshot else None
-                rows.append(row)
+                    row["tick"] = tick
             if as_json:
                 click.echo(json.dumps(rows if long_ else [r["id"] for r in rows], indent=2))
                 return
@@ -160,7 +166,7 @@ def _build() -> Any:
     def put(url: str, session_id: str, file: Any, if_absent: bool) -> None:
         """Store a snapshot read from FILE (or stdin), validated before writing."""
         try:
-            snapshot = json.loads(file.read())
+            snapshot = json.loads(file.read(), parse_constant=_no_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             _fail(f"{file.name} is not JSON: {exc}", 2)
         if not isinstance(snapshot, dict):
@@ -215,7 +221,11 @@ def _build() -> Any:
         "purge-expired", epilog="Example: sessionstore purge-expired file:.sessions --ttl 30d"
     )
     @click.argument("url")
-    @click.option("--ttl", required=True, help="Age after which a session expires: 3600, 12h, 30d.")
+    @click.option(
+        "--ttl",
+        required=True,
+        help="Age after which a session expires: seconds (3600) or 15m, 12h, 30d.",
+    )
     def purge_expired(url: str, ttl: str) -> None:
         """Delete every session not saved within TTL."""
         limit = _parse_ttl(ttl)
@@ -270,6 +280,25 @@ def _build() -> Any:
     return cli
 
 
+async def _tick(store: ObjectSessionStore, session_id: str) -> Any:
+    try:
+        snapshot = await store.load(session_id)
+    except SessionStoreError as exc:
+        click.echo(f"sessionstore: warning: {session_id!r}: {exc}", err=True)
+        return None
+    return snapshot.get("tick") if snapshot else None
+
+
+async def _gather_bounded(coros: Sequence[Awaitable[T]], limit: int) -> list[T]:
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(coro: Awaitable[T]) -> T:
+        async with semaphore:
+            return await coro
+
+    return list(await asyncio.gather(*(one(c) for c in coros)))
+
+
 async def _copy_with_progress(
     src: ObjectSessionStore,
     dst: ObjectSessionStore,
@@ -289,22 +318,31 @@ async def _copy_with_progress(
             progress=progress,
         )
 
+    total = len(ids) if ids else 0
+    if not ids:  # one listing pass for the total (one request per 1000 sessions)
+        async for _ in src.iter_ids():
+            total += 1
     if not sys.stderr.isatty():
+        last = [time.monotonic()]
 
         def lines(report: CopyReport) -> None:
-            if report.done % 500 == 0:
-                click.echo(f"handled {report.done} sessions", err=True)
+            now = time.monotonic()
+            if report.done % 500 == 0 or report.done == total or now - last[0] >= 10:
+                last[0] = now
+                click.echo(
+                    f"progress {report.done}/{total}: copied {report.copied},"
+                    f" skipped {report.skipped}, failed {len(report.failures)}",
+                    err=True,
+                )
 
         return await run(lines)
-    # On a terminal: a progress bar, which needs the total (one listing pass).
-    total = len(ids) if ids else sum([1 async for _ in src.iter_ids()])
     bar: Any
     with click.progressbar(length=total, label="copying", file=sys.stderr) as bar:
-        last = [0]
+        shown = [0]
 
         def advance(report: CopyReport) -> None:
-            bar.update(report.done - last[0])
-            last[0] = report.done
+            bar.update(report.done - shown[0])
+            shown[0] = report.done
 
         return await run(advance)
 

@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
 from sessionstore.base import ObjectSessionStore
-from sessionstore.errors import ConflictError, SessionStoreError
+from sessionstore.errors import ConflictError, SessionStoreError, StoreConfigError
+from sessionstore.stores.memory import MemorySessionStore
 
 __all__ = ["CopyReport", "copy_sessions"]
 
@@ -33,6 +34,13 @@ class CopyReport:
     def done(self) -> int:
         """Sessions handled so far, whatever the outcome."""
         return self.copied + self.skipped + len(self.failures)
+
+
+def _identity(store: ObjectSessionStore) -> tuple[object, ...]:
+    if isinstance(store, MemorySessionStore):
+        return (id(store),)  # each memory store holds its own data
+    endpoint = getattr(store, "endpoint_url", None) or getattr(store, "account_url", None)
+    return type(store), store.location, store.prefix, endpoint
 
 
 async def _ids(source: ObjectSessionStore, ids: Iterable[str] | None) -> AsyncIterator[str]:
@@ -60,10 +68,17 @@ async def copy_sessions(
 
     Raises:
         ValueError: ``concurrency`` is below 1.
+        StoreConfigError: ``delete_source`` with a destination that looks like the source
+            (every session would count as identical and then be deleted).
         SessionStoreError: listing the source failed.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
+    if delete_source and _identity(source) == _identity(destination):
+        raise StoreConfigError(
+            f"source and destination look like the same store ({source!r}): "
+            "--delete-source would delete the only copy"
+        )
     report = CopyReport()
     queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=concurrency * 2)
 
