@@ -5,25 +5,33 @@ reused; ``aclose()`` closes it (an injected client is never closed). The SDK's r
 are off (``retry_total=0``; its default waits ~15 s before a first retry): the base
 class's tenacity loop is the one retry owner. Azure metadata names must be C#
 identifiers, so the base's ``sessionstore-*`` names are stored as ``sessionstore_*``.
+
+One SDK retry cannot be switched off: ``download_blob`` re-sends a GET whose body
+breaks off mid-read (3 tries, 1 s apart). What escapes it is classified transient.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import inspect
 import os
 from collections.abc import Mapping
 from typing import Any, Unpack
+from urllib.parse import urlsplit
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
+    IncompleteReadError,
     ResourceModifiedError,
     ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
 )
 from azure.storage.blob import BlobProperties, ContentSettings
-from azure.storage.blob.aio import ContainerClient
+from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
 from sessionstore.base import (
     ErrorKind,
@@ -33,6 +41,7 @@ from sessionstore.base import (
     Page,
     StoredObject,
     StoreOptions,
+    _redact,
 )
 from sessionstore.errors import StoreConfigError
 
@@ -44,7 +53,10 @@ _ACCESS_CODES = frozenset(
     {"ContainerNotFound", "AuthenticationFailed", "AuthorizationFailure", "AccountIsDisabled"}
 )
 _PRECONDITION_CODES = frozenset({"ConditionNotMet", "BlobAlreadyExists", "TargetConditionNotMet"})
+_BROKEN_READ = (IncompleteReadError, ServiceResponseError, ServiceRequestError, ConnectionError)
 _SINGLE_PUT_FLOOR = 64 * 1024 * 1024
+_META_PREFIX = "sessionstore_"
+_IDENTITY_HINT = "pip install 'sessionstore[azure-identity]'"
 
 
 def _code(exc: HttpResponseError) -> str:
@@ -55,25 +67,66 @@ def _code(exc: HttpResponseError) -> str:
     return str(getattr(code, "value", code) or "")
 
 
-def _to_azure(name: str) -> str:
-    return name.replace("-", "_")
+def _inner(exc: HttpResponseError) -> BaseException | None:
+    """The failure an SDK wrapper without a response carries (a broken body read)."""
+    return exc.inner_exception or exc.__cause__
+
+
+def _to_azure(metadata: Mapping[str, str]) -> dict[str, str]:
+    return {k.replace("-", "_"): v for k, v in metadata.items()}
 
 
 def _from_azure(metadata: Mapping[str, str] | None) -> dict[str, str]:
-    return {k.replace("_", "-"): v for k, v in (metadata or {}).items()}
+    return {
+        k.replace("_", "-") if k.lower().startswith(_META_PREFIX) else k: v
+        for k, v in (metadata or {}).items()
+    }
+
+
+def _check_options(
+    container: Any, client: Any, connection_string: Any, account_url: Any, credential: Any
+) -> None:
+    if not isinstance(container, str) or not container:
+        raise StoreConfigError(f"container must be a non-empty str, not {container!r}")
+    if client is not None and not isinstance(client, ContainerClient | BlobServiceClient):
+        raise StoreConfigError(
+            "client must be an azure.storage.blob.aio ContainerClient or BlobServiceClient,"
+            f" not {type(client).__name__}"
+        )
+    if isinstance(client, ContainerClient) and client.container_name != container:
+        raise StoreConfigError(
+            f"the injected client is for container {client.container_name!r}, not {container!r}"
+        )
+    if connection_string and account_url:
+        raise StoreConfigError("pass connection_string or account_url, not both")
+    get_token = getattr(credential, "get_token", None)
+    if callable(get_token) and not inspect.iscoroutinefunction(get_token):
+        raise StoreConfigError(
+            "credential is a synchronous token credential; the store uses the aio SDK:"
+            " pass its azure.identity.aio counterpart"
+        )
 
 
 class AzureBlobSessionStore(ObjectSessionStore):
     """Sessions in an Azure Blob Storage container (or Azurite).
 
     Credentials, in order: ``client``; ``connection_string``; ``account_url`` with
-    ``credential`` (an account key, a SAS token, or an azure-identity credential
-    from the ``azure-identity`` extra); else ``$AZURE_STORAGE_CONNECTION_STRING``.
+    ``credential`` (an account key, ``{"account_name", "account_key"}``, an
+    ``AzureNamedKeyCredential``, a SAS token or ``AzureSasCredential``, or an async
+    ``azure.identity.aio`` credential), or with a SAS in its query; ``account_url``
+    alone uses ``azure.identity.aio.DefaultAzureCredential`` (extra
+    ``azure-identity``), which the store closes with itself; else
+    ``$AZURE_STORAGE_CONNECTION_STRING``.
+
+    A store-built client reads and writes any snapshot up to ``max_snapshot_bytes`` in
+    one request; an injected client keeps its own ``max_single_get_size`` (32 MiB by
+    default) and ``max_single_put_size``, and should have ``retry_total=0``.
 
     Args:
         container: the container name (it must exist).
         prefix: blob name prefix, ``sessions/`` by default.
-        client: an already-built aio ``ContainerClient`` (never closed by the store).
+        client: an already-built aio ``ContainerClient`` or ``BlobServiceClient``
+            (never closed by the store).
         connection_string, account_url, credential: as for ``BlobServiceClient``.
         encryption_scope: passed to every upload.
 
@@ -88,7 +141,7 @@ class AzureBlobSessionStore(ObjectSessionStore):
         container: str,
         *,
         prefix: str = "sessions/",
-        client: ContainerClient | None = None,
+        client: ContainerClient | BlobServiceClient | None = None,
         connection_string: str | None = None,
         account_url: str | None = None,
         credential: Any = None,
@@ -96,8 +149,7 @@ class AzureBlobSessionStore(ObjectSessionStore):
         **options: Unpack[StoreOptions],
     ) -> None:
         super().__init__(prefix=prefix, **options)
-        if not isinstance(container, str) or not container:
-            raise StoreConfigError(f"container must be a non-empty str, not {container!r}")
+        _check_options(container, client, connection_string, account_url, credential)
         if client is None and not connection_string and not account_url:
             connection_string = os.environ.get(ENV_CONNECTION_STRING)
             if not connection_string:
@@ -105,13 +157,30 @@ class AzureBlobSessionStore(ObjectSessionStore):
                     f"AzureBlobSessionStore needs a connection_string, an account_url, or"
                     f" ${ENV_CONNECTION_STRING}"
                 )
+        # account_url alone (no credential, no SAS in its query): DefaultAzureCredential.
+        self._default_credential = bool(
+            client is None
+            and account_url
+            and credential is None
+            and "sig=" not in urlsplit(account_url).query.lower()
+        )
+        if self._default_credential and importlib.util.find_spec("azure.identity") is None:
+            raise StoreConfigError(
+                f"account_url without a credential uses DefaultAzureCredential: {_IDENTITY_HINT},"
+                " or pass credential= (an account key, a SAS or an azure.identity.aio credential)"
+            )
         self.container = container
-        self.account_url = account_url
+        #: The account URL without its query (which may hold a SAS token).
+        self.account_url = account_url.split("?", 1)[0] if account_url else None
         self.encryption_scope = encryption_scope
+        self._account_url = account_url
         self._connection_string = connection_string
         self._credential = credential
+        self._owned_credential: Any = None
         self._injected = client
-        self._client: ContainerClient | None = client
+        self._client: ContainerClient | None = (
+            client if isinstance(client, ContainerClient) else None
+        )
 
     @property
     def location(self) -> str:
@@ -124,6 +193,8 @@ class AzureBlobSessionStore(ObjectSessionStore):
         return self._client
 
     async def _open(self) -> None:
+        if isinstance(self._injected, BlobServiceClient):
+            self._client = self._injected.get_container_client(self.container)
         if self._injected is not None:
             return
         limit = self._codec.max_snapshot_bytes
@@ -133,27 +204,49 @@ class AzureBlobSessionStore(ObjectSessionStore):
             "max_single_put_size": max(_SINGLE_PUT_FLOOR, limit),
             "max_single_get_size": limit,
         }
-        if self._connection_string:
-            self._client = ContainerClient.from_connection_string(
-                self._connection_string, self.container, credential=self._credential, **kwargs
-            )
-        else:
-            self._client = ContainerClient(
-                str(self.account_url), self.container, credential=self._credential, **kwargs
-            )
+        credential = self._credential
+        if self._default_credential:
+            identity = importlib.import_module("azure.identity.aio")
+            credential = self._owned_credential = identity.DefaultAzureCredential()
+        try:
+            if self._connection_string:
+                self._client = ContainerClient.from_connection_string(
+                    self._connection_string, self.container, credential=credential, **kwargs
+                )
+            else:
+                self._client = ContainerClient(
+                    str(self._account_url), self.container, credential=credential, **kwargs
+                )
+        except ValueError as exc:  # a malformed connection string, a token over http, ...
+            await self._close()
+            # Not chained: the SDK's text may quote the URL, and so a SAS token.
+            raise StoreConfigError(
+                f"azure {self.location}: the SDK refused the connection settings"
+                f" ({_redact(str(exc))})"
+            ) from None
 
     async def _close(self) -> None:
-        if self._injected is None and self._client is not None:
+        if self._injected is None:
             client, self._client = self._client, None
-            await client.close()
+            if client is not None:
+                await client.close()
+        elif isinstance(self._injected, BlobServiceClient):
+            self._client = None  # a view on the injected client's pipeline: nothing to close
+        credential, self._owned_credential = self._owned_credential, None
+        if credential is not None:
+            await credential.close()
 
     def _classify(self, exc: Exception) -> ErrorKind:
+        if isinstance(exc, ClientAuthenticationError):
+            return ErrorKind.ACCESS
         if isinstance(exc, HttpResponseError):
             code = _code(exc)
             status = exc.status_code
-            if code in _ACCESS_CODES or isinstance(exc, ClientAuthenticationError):
-                return ErrorKind.ACCESS
-            if status in (401, 403):
+            if status is None and (
+                isinstance(exc, IncompleteReadError) or isinstance(_inner(exc), _BROKEN_READ)
+            ):
+                return ErrorKind.TRANSIENT  # the body broke off mid-read
+            if code in _ACCESS_CODES or status in (401, 403):
                 return ErrorKind.ACCESS
             if code in _PRECONDITION_CODES or isinstance(exc, ResourceModifiedError):
                 return ErrorKind.PRECONDITION
@@ -171,6 +264,10 @@ class AzureBlobSessionStore(ObjectSessionStore):
     def _error_detail(self, exc: Exception) -> str:
         # Never str(exc): Azure messages can carry request URLs, and so SAS tokens.
         if isinstance(exc, HttpResponseError):
+            if isinstance(exc, ClientAuthenticationError) and exc.status_code is None:
+                return f"{type(exc).__name__}, the credential gave no token"
+            if exc.status_code is None:
+                return f"{type(_inner(exc) or exc).__name__}, no complete response"
             return f"{_code(exc) or type(exc).__name__}, HTTP {exc.status_code}"
         return type(exc).__name__
 
@@ -199,7 +296,7 @@ class AzureBlobSessionStore(ObjectSessionStore):
             .upload_blob(
                 body,
                 overwrite=not if_absent,  # overwrite=False sends If-None-Match: *
-                metadata={_to_azure(k): v for k, v in metadata.items()},
+                metadata=_to_azure(metadata),
                 content_settings=ContentSettings(content_type=content_type),
                 **kwargs,
             )
@@ -207,6 +304,8 @@ class AzureBlobSessionStore(ObjectSessionStore):
         return str(result["etag"])
 
     async def _get(self, key: str) -> StoredObject:
+        # The first response holds up to max_single_get_size bytes (the whole snapshot
+        # for a store-built client) and announces the blob's full size.
         downloader = await self._container().download_blob(key, max_concurrency=1)
         self._check_stored_size(key, downloader.size)
         body = await downloader.readall()
