@@ -75,7 +75,7 @@ def main() -> None:
     os.environ.setdefault("STORAGE_EMULATOR_HOST", every["gcs"].endpoint)
     for provider, emulator in emulators.items():
         asyncio.run(ops.ensure_bucket(provider, emulator))
-    rounds = 2 if args.quick else 6
+    rounds = 2 if args.quick else 10
     counts = {"10 KB": 40, "1 MB": 8} if args.quick else {"10 KB": 150, "1 MB": 40}
     started, load_start = time.monotonic(), os.getloadavg()[0]
     results = asyncio.run(_cloud(emulators, rounds, counts))

@@ -57,7 +57,7 @@ def _summary(cells: list[Cell]) -> list[str]:
     by_size: dict[str, list[float]] = {}
     for c in cells:
         by_size.setdefault(c.size, []).append(c.cpu_ratio)
-    over = [c for c in cells if c.cpu_ratio > 1.0]
+    over = [c for c in cells if round(c.cpu_ratio, 2) > 1.0]
     lines = [
         f"- CPU ratio store / by hand, median over the {len(cells)} cells: "
         + ", ".join(
@@ -66,6 +66,9 @@ def _summary(cells: list[Cell]) -> list[str]:
         )
         + ".",
         f"- Cells at or under 1.0: {len(cells) - len(over)} of {len(cells)}.",
+        "- Noise of this run: the rounds of a cell spread by"
+        f" {statistics.median(max(c.ratios) - min(c.ratios) for c in cells):.2f} (median over"
+        " the cells of highest minus lowest round ratio).",
     ]
     if over:
         lines.append(
@@ -102,7 +105,7 @@ def chart(cells: list[Cell], path: Path) -> bool:
         ratios,
         yerr=errors,
         capsize=2,
-        color=["#2a9d8f" if r <= 1.0 else "#e76f51" for r in ratios],
+        color=["#2a9d8f" if round(r, 2) <= 1.0 else "#e76f51" for r in ratios],
     )
     cpu_ax.axhline(1.0, color="black", linewidth=0.8)
     cpu_ax.set_ylabel("client CPU per op\nstore / by hand (lower is better)")
@@ -260,8 +263,8 @@ def write(results: dict[str, Any], quick: bool, root: Path = ROOT) -> Path:
         "```",
         'eval "$(localstack/up)"',
         ".venv/bin/pip install -e '.[all,bench]'",
-        ".venv/bin/python -m benchmarks            # about 10 minutes; --quick: 2-3",
-        ".venv/bin/python -m benchmarks.profile s3 save 10KB   # pyinstrument, one cell",
+        ".venv/bin/python -m benchmarks            # ~5 minutes on a quiet machine; --quick: ~2",
+        ".venv/bin/python -m benchmarks.profile azure load 10KB [--calls]   # one cell, profiled",
         "```",
         "",
     ]
