@@ -16,6 +16,7 @@ it is deleted after the test.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib
 import os
@@ -171,18 +172,27 @@ def unique_prefix() -> str:
     return f"test-{uuid.uuid4().hex}/"
 
 
-async def purge_prefix(store: ObjectSessionStore) -> None:
-    """Delete every object under the store's prefix (its own and foreign ones)."""
+async def purge_prefix(store: ObjectSessionStore, *, concurrency: int = 16) -> None:
+    """Delete every object under the store's prefix (its own and foreign ones).
+
+    Up to ``concurrency`` deletes run at once. Raises what a delete raises, except
+    that an object already gone is fine.
+    """
     await store._ensure_open()
-    token: str | None = None
-    while True:
-        page = await store._list_page(store.prefix, page_size=1000, token=token)
-        for obj in page.objects:
+    limit = asyncio.Semaphore(concurrency)
+
+    async def delete(key: str) -> None:
+        async with limit:
             try:
-                await store._delete(obj.key, if_version=None)
+                await store._delete(key, if_version=None)
             except Exception as exc:
                 if store._kind(exc).name != "NOT_FOUND":
                     raise
+
+    token: str | None = None
+    while True:
+        page = await store._list_page(store.prefix, page_size=1000, token=token)
+        await asyncio.gather(*(delete(obj.key) for obj in page.objects))
         token = page.next_token
         if not token:
             return
