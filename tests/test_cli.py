@@ -150,6 +150,31 @@ def test_demo(tmp_path: Path) -> None:
     assert (tmp_path / ".sessions").is_dir()
 
 
+WITHOUT_CLICK = (
+    "import runpy, sys; sys.modules['click'] = None; sys.argv[0] = 'sessionstore';"
+    " runpy.run_module('sessionstore', run_name='__main__')"
+)
+
+
+def test_demo_runs_without_the_cli_extra(tmp_path: Path) -> None:
+    def without_click(*args: str) -> Any:
+        return subprocess.run(
+            [sys.executable, "-c", WITHOUT_CLICK, *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env={k: v for k, v in os.environ.items() if k != "SESSIONSTORE_URL"},
+        )
+
+    result = without_click("demo")
+    assert result.returncode == 0 and "demo ok" in result.stdout, result.stderr
+    assert (tmp_path / ".sessions").is_dir()
+    result = without_click("demo", "nope://x")
+    assert result.returncode == 2 and "nope" in result.stderr and "Traceback" not in result.stderr
+    result = without_click("ls")
+    assert result.returncode == 2 and "pip install 'sessionstore[cli]'" in result.stderr
+
+
 async def test_cp_resumes_and_deletes_only_verified_sources(tmp_path: Path) -> None:
     src, dst = FileSessionStore(tmp_path / "src"), FileSessionStore(tmp_path / "dst")
     for i in range(30):

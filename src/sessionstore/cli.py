@@ -24,14 +24,14 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 from sessionstore.base import ObjectSessionStore
 from sessionstore.copy import CopyReport, copy_sessions
+from sessionstore.demo import run_demo
 from sessionstore.errors import (
     SessionStoreError,
     StoreAccessError,
     StoreConfigError,
     StoreUnavailableError,
 )
-from sessionstore.types import SessionSnapshot
-from sessionstore.url import DEFAULT_URL, open_store
+from sessionstore.url import open_store
 
 __all__ = ["main"]
 
@@ -48,13 +48,17 @@ def _fail(message: str, code: int) -> None:
     raise SystemExit(code)
 
 
+def _exit_code(exc: SessionStoreError) -> int:
+    return next((c for t, c in _EXIT.items() if isinstance(exc, t)), 1)
+
+
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
     except _Failed:
         raise SystemExit(1) from None
     except SessionStoreError as exc:
-        _fail(str(exc), next((c for t, c in _EXIT.items() if isinstance(exc, t)), 1))
+        _fail(str(exc), _exit_code(exc))
     except (click.ClickException, click.Abort, BrokenPipeError):
         raise
     except Exception as exc:  # no traceback for an operator, but the type and message
@@ -77,27 +81,6 @@ def _parse_ttl(text: str) -> timedelta:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
-
-
-def _demo_snapshot(session_id: str, tick: int) -> SessionSnapshot:
-    return {
-        "version": "1.0",
-        "sessionId": session_id,
-        "tick": tick,
-        "timeline": [
-            {
-                "kind": "message",
-                "message": {
-                    "role": "user",
-                    "content": [{"type": "text", "text": f"turn {t} of {session_id}"}],
-                },
-            }
-            for t in range(tick)
-        ],
-        "comState": {},
-        "dataCache": {},
-        "timestamp": int(time.time() * 1000),
-    }
 
 
 def _build() -> Any:
@@ -275,7 +258,7 @@ def _build() -> Any:
     @click.argument("url", required=False)
     def demo(url: str | None) -> None:
         """Save, list, load and delete a few sessions (default: the embedded store)."""
-        _run(_demo(url))
+        _run(run_demo(url, echo=click.echo))
 
     return cli
 
@@ -347,32 +330,19 @@ async def _copy_with_progress(
         return await run(advance)
 
 
-async def _demo(url: str | None) -> None:
-    async with open_store(url) as store:
-        click.echo(f"store: {store!r}  (default: $SESSIONSTORE_URL or {DEFAULT_URL})")
-        ids = ["demo-alice", "demo-bob", "demo/with slash & ünïcode"]
-        for tick, session_id in enumerate(ids, start=1):
-            version = await store.save(session_id, _demo_snapshot(session_id, tick))
-            click.echo(f"saved   {session_id!r} tick={tick} version={version}")
-        click.echo(f"listed  {[i for i in await store.list() if i in ids]}")
-        for session_id in ids:
-            snapshot = await store.load(session_id)
-            assert snapshot is not None
-            click.echo(
-                f"loaded  {session_id!r} tick={snapshot['tick']}"
-                f" messages={len(snapshot['timeline'])}"
-            )
-        for session_id in ids:
-            await store.delete(session_id)
-            click.echo(f"deleted {session_id!r}; has={await store.has(session_id)}")
-    click.echo("demo ok")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``sessionstore`` command; returns the exit code."""
+    """Run the ``sessionstore`` command; returns the exit code.
+
+    Without the ``cli`` extra (click) only ``demo [URL]`` runs; anything else exits 2
+    with the install command.
+    """
     if click is None:
+        args = list(sys.argv[1:] if argv is None else argv)
+        if args[:1] == ["demo"] and len(args) <= 2 and not any(a.startswith("-") for a in args):
+            return _demo_without_click(args[1] if len(args) == 2 else None)
         print(
-            "sessionstore: error: the command needs click: pip install 'sessionstore[cli]'",
+            "sessionstore: error: the command needs click: pip install 'sessionstore[cli]'"
+            " (only `demo [URL]` runs without it)",
             file=sys.stderr,
         )
         return 2
@@ -380,4 +350,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _build()(args=argv, prog_name="sessionstore", standalone_mode=True)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 0
+    return 0
+
+
+def _demo_without_click(url: str | None) -> int:
+    try:
+        asyncio.run(run_demo(url))
+    except SessionStoreError as exc:
+        print(f"sessionstore: error: {exc}", file=sys.stderr)
+        return _exit_code(exc)
     return 0
