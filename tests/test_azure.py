@@ -10,10 +10,8 @@ import warnings
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
-from aiohttp import ClientSession, web
 from azure.core.credentials import AccessToken, AzureNamedKeyCredential
 from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
@@ -29,6 +27,8 @@ from sessionstore import (
 from sessionstore.stores.azure import AzureBlobSessionStore
 from sessionstore.testing import AZURITE_ACCOUNT, AZURITE_KEY, Emulator
 from tests.contract import MakeStore, RequestCountContract, StoreContract, big_snapshot, snapshot
+from tests.reliability.faultproxy import FaultProxy
+from tests.reliability.scenario import upstream_of
 
 
 class TestAzureStore(StoreContract, RequestCountContract):
@@ -78,96 +78,48 @@ async def counted(azurite: Emulator, unique_prefix: str) -> AsyncIterator[Callab
                 await asyncio.gather(*(delete(client, name) for name in names))
 
 
-_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade"}
-
-
-class Proxy:
-    """A loopback proxy in front of Azurite that records the method of every request.
-
-    ``cut`` blob GETs (the first ones) get half their body, then the connection drops.
-    """
-
-    def __init__(self, azurite: Emulator, cut: int = 0) -> None:
-        parts = urlsplit(azurite.endpoint)
-        self.upstream = f"{parts.scheme}://{parts.netloc}"
-        self.endpoint_path = parts.path
-        self.cut = cut
-        self.sent: list[str] = []
-        self.connection_string = ""
-
-    async def __aenter__(self) -> "Proxy":
-        self._session = ClientSession(auto_decompress=False)
-        app = web.Application(client_max_size=256 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.connection_string = (
-            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{port}{self.endpoint_path};"
+@contextlib.asynccontextmanager
+async def proxied(azurite: Emulator) -> AsyncIterator[tuple[FaultProxy, str]]:
+    """A recording proxy in front of Azurite, and the connection string through it."""
+    async with FaultProxy(upstream_of("azure", azurite), "azure") as proxy:
+        conn = azurite.options["connection_string"].replace(
+            azurite.endpoint, f"{proxy.url}/{AZURITE_ACCOUNT}"
         )
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._runner.cleanup()
-        await self._session.close()
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        self.sent.append(request.method)
-        body = await request.read()
-        async with self._session.request(
-            request.method,
-            self.upstream + request.rel_url.raw_path_qs,
-            headers={k: v for k, v in request.headers.items() if k.lower() not in _HOP},
-            data=body or None,
-            skip_auto_headers=("Content-Type", "Accept-Encoding", "User-Agent"),
-        ) as upstream:
-            payload = await upstream.read()
-            headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP}
-        if self.cut and request.method == "GET" and "comp" not in request.query:
-            self.cut -= 1
-            response = web.StreamResponse(status=upstream.status, headers=headers)
-            response.content_length = len(payload)
-            await response.prepare(request)
-            await response.write(payload[: len(payload) // 2])
-            assert request.transport is not None
-            request.transport.abort()
-            return response
-        return web.Response(status=upstream.status, body=payload, headers=headers)
+        yield proxy, conn
 
 
 async def test_a_store_built_client_sends_one_request_per_operation_for_33_mib(
     azurite: Emulator, unique_prefix: str
 ) -> None:
     big = big_snapshot(33)  # over the SDK's default max_single_get_size (32 MiB)
-    async with Proxy(azurite) as proxy:
-        conn = proxy.connection_string
-        async with AzureBlobSessionStore(
+    async with (
+        proxied(azurite) as (proxy, conn),
+        AzureBlobSessionStore(
             azurite.bucket, connection_string=conn, prefix=unique_prefix
-        ) as store:
-            await store.save("big", big)
-            assert proxy.sent == ["PUT"]
-            assert await store.load("big") == big
-            assert proxy.sent == ["PUT", "GET"]
-            await store.delete("big")
-            assert proxy.sent == ["PUT", "GET", "DELETE"]
+        ) as store,
+    ):
+        await store.save("big", big)
+        assert proxy.log == ["PUT"]
+        assert await store.load("big") == big
+        assert proxy.log == ["PUT", "GET"]
+        await store.delete("big")
+        assert proxy.log == ["PUT", "GET", "DELETE"]
 
 
 async def test_a_body_cut_mid_read_is_transient(azurite: Emulator, unique_prefix: str) -> None:
     # The SDK's downloader re-sends a GET whose body breaks off (3 tries, 1 s apart; no
     # setting turns that off). What escapes it is retried by the store's policy.
-    async with Proxy(azurite, cut=3) as proxy:
+    async with proxied(azurite) as (proxy, conn):
+        proxy.script = [None] + ["cut"] * 3  # the save, then the three GETs of one load
         retry = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.01)
-        options: dict[str, Any] = {"connection_string": proxy.connection_string}
+        options: dict[str, Any] = {"connection_string": conn}
         async with AzureBlobSessionStore(
             azurite.bucket, prefix=unique_prefix, retry=retry, **options
         ) as store:
             await store.save("s", snapshot())
             assert await store.load("s") == snapshot()
-            assert proxy.sent.count("GET") == 4
-            proxy.cut = 3
+            assert proxy.log.count("GET") == 4 and proxy.faults["cut"] == 3
+            proxy.script = ["cut"] * 3
             single = AzureBlobSessionStore(
                 azurite.bucket, prefix=unique_prefix, retry=RetryPolicy(attempts=1), **options
             )

@@ -5,7 +5,9 @@ Faults, drawn with a seeded RNG at ``rate`` (or taken from ``script`` first):
 - ``error``: a provider-shaped 503 or 500 answer, without forwarding;
 - ``reset``: the connection is dropped before forwarding;
 - ``lost``: the request is forwarded and applied upstream, then the connection is
-  dropped instead of answering (the client cannot know the write landed).
+  dropped instead of answering (the client cannot know the write landed);
+- ``cut`` (only when scripted or chosen in ``kinds``): the upstream's answer goes back
+  with its full Content-Length but half its body, then the connection drops.
 
 A fixed ``mode`` treats every request the same way: an HTTP status (``403``, ``503``,
 ...; answered provider-shaped, with ``code`` as the error code if given), ``"reset"``
@@ -83,6 +85,7 @@ class FaultProxy:
     after_apply: Callable[[], Awaitable[object]] | None = None
     requests: int = 0
     methods: Counter[str] = field(default_factory=Counter)
+    log: list[str] = field(default_factory=list)
     faults: Counter[str] = field(default_factory=Counter)
     url: str = ""
 
@@ -122,6 +125,7 @@ class FaultProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
         self.methods[request.method] += 1
+        self.log.append(request.method)
         body = await request.read()
         if isinstance(self.mode, int):
             self.faults[str(self.mode)] += 1
@@ -152,6 +156,14 @@ class FaultProxy:
                     await self.after_apply()
                 return self._drop(request)
             out = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP}
+            if fault == "cut":
+                self.faults["cut"] += 1
+                cut = web.StreamResponse(status=upstream.status, headers=out)
+                cut.content_length = len(payload)
+                await cut.prepare(request)
+                await cut.write(payload[: len(payload) // 2])
+                self._drop(request)
+                return cut
             if request.method == "HEAD":
                 # A HEAD answer announces the object's size, not its own (empty) body.
                 head = web.StreamResponse(status=upstream.status, headers=out)
