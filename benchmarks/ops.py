@@ -24,7 +24,7 @@ from typing import Any
 
 from benchmarks.handwritten import BY_HAND
 from benchmarks.snapshots import agentick_snapshot
-from sessionstore.testing import Emulator, emulator_store
+from sessionstore.testing import Emulator, emulator_store, purge_prefix
 
 SIZES = {"10 KB": 10_000, "1 MB": 1_000_000}
 CONCURRENCY = (1, 32)
@@ -97,25 +97,7 @@ def build_store(provider: str, emulator: Emulator, prefix: str) -> Any:
 async def purge(impl_prefix: str, provider: str, emulator: Emulator) -> None:
     """Delete every object under ``impl_prefix``, 16 at a time."""
     async with build_store(provider, emulator, impl_prefix) as store:
-        keys: list[str] = []
-        token: str | None = None
-        while True:
-            page = await store._list_page(store.prefix, page_size=1000, token=token)
-            keys += [obj.key for obj in page.objects]
-            token = page.next_token
-            if not token:
-                break
-        sem = asyncio.Semaphore(16)
-
-        async def delete(key: str) -> None:
-            async with sem:
-                try:
-                    await store._delete(key, if_version=None)
-                except Exception as exc:
-                    if store._kind(exc).name != "NOT_FOUND":
-                        raise
-
-        await asyncio.gather(*(delete(k) for k in keys))
+        await purge_prefix(store)
 
 
 async def measure(
