@@ -13,12 +13,10 @@ import asyncio
 import collections
 import sys
 import threading
-import uuid
 from types import FrameType
 from typing import Any
 
-from benchmarks.handwritten import BY_HAND
-from benchmarks.ops import SIZES, build_store, purge, run_batch
+from benchmarks.ops import SIZES, run_batch, side_by_side
 from benchmarks.snapshots import agentick_snapshot
 from sessionstore.testing import Emulator
 
@@ -33,14 +31,9 @@ def _hook(frame: FrameType, event: str, arg: Any) -> None:
 
 
 async def _count(provider: str, emulator: Emulator, ops: int) -> list[dict[str, Any]]:
-    prefix = f"bench-calls-{uuid.uuid4().hex}/"
-    impls: dict[str, Any] = {
-        "store": build_store(provider, emulator, prefix),
-        "hand": BY_HAND[provider](emulator, prefix + "hand/"),
-    }
     ids = [f"s{i}" for i in range(ops)]
     rows = []
-    try:
+    async with side_by_side(provider, emulator, "calls") as impls:
         for size, target in SIZES.items():
             snapshot = agentick_snapshot(target)
             row: dict[str, Any] = {"provider": provider, "size": size}
@@ -60,11 +53,6 @@ async def _count(provider: str, emulator: Emulator, ops: int) -> list[dict[str, 
                     row[f"{op} {name} py"] = _counts["py"] / ops
                     row[f"{op} {name} c"] = _counts["c"] / ops
             rows.append(row)
-    finally:
-        await impls["hand"].aclose()
-        await impls["store"].aclose()
-        await purge(prefix, provider, emulator)
-        await purge(prefix + "hand/", provider, emulator)
     return rows
 
 

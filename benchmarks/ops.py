@@ -18,7 +18,7 @@ import resource
 import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +100,28 @@ async def purge(impl_prefix: str, provider: str, emulator: Emulator) -> None:
         await purge_prefix(store)
 
 
+@contextlib.asynccontextmanager
+async def side_by_side(
+    provider: str, emulator: Emulator, tag: str
+) -> AsyncIterator[dict[str, Any]]:
+    """The store and the hand-written baseline on a fresh prefix (``store``, ``hand``).
+
+    On exit both are closed and everything they wrote is deleted.
+    """
+    prefix = f"bench-{tag}-{uuid.uuid4().hex}/"
+    impls: dict[str, Any] = {
+        "store": build_store(provider, emulator, prefix),
+        "hand": BY_HAND[provider](emulator, prefix + "hand/"),
+    }
+    try:
+        yield impls
+    finally:
+        await impls["hand"].aclose()
+        await impls["store"].aclose()
+        await purge(prefix, provider, emulator)
+        await purge(prefix + "hand/", provider, emulator)
+
+
 async def measure(
     provider: str,
     emulator: Emulator,
@@ -109,13 +131,8 @@ async def measure(
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[Cell]:
     """Every cell of one provider: save and load, each size, concurrency 1 and 32."""
-    prefix = f"bench-{uuid.uuid4().hex}/"
-    impls: dict[str, Any] = {
-        "store": build_store(provider, emulator, prefix),
-        "hand": BY_HAND[provider](emulator, prefix + "hand/"),
-    }
     cells: list[Cell] = []
-    try:
+    async with side_by_side(provider, emulator, "ops") as impls:
         for size_name, size in SIZES.items():
             snapshot = agentick_snapshot(size)
             ids = [f"s{i}" for i in range(ops[size_name])]
@@ -139,11 +156,6 @@ async def measure(
                             getattr(cell, f"{name}_cpu_us").append(cpu_us)
                             getattr(cell, f"{name}_ops_s").append(ops_s)
                 cells += [save, load]
-    finally:
-        await impls["hand"].aclose()
-        await impls["store"].aclose()
-        await purge(prefix, provider, emulator)
-        await purge(prefix + "hand/", provider, emulator)
     return cells
 
 

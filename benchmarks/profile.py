@@ -22,12 +22,10 @@ import asyncio
 import cProfile
 import os
 import pstats
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from benchmarks.handwritten import BY_HAND
-from benchmarks.ops import SIZES, build_store, cpu_seconds, purge, run_batch
+from benchmarks.ops import SIZES, cpu_seconds, run_batch, side_by_side
 from benchmarks.snapshots import agentick_snapshot
 from sessionstore.testing import azure_emulator, gcs_emulator, s3_emulator
 
@@ -84,16 +82,11 @@ async def profile(
     """Profile ``op`` on store and baseline; return their profilers by name."""
     emulator = EMULATORS[provider]()
     os.environ.setdefault("STORAGE_EMULATOR_HOST", gcs_emulator().endpoint)
-    prefix = f"bench-prof-{uuid.uuid4().hex}/"
-    impls: dict[str, Any] = {
-        "store": build_store(provider, emulator, prefix),
-        "by hand": BY_HAND[provider](emulator, prefix + "hand/"),
-    }
     snapshot = agentick_snapshot(SIZES[size])
     ids = [f"s{i}" for i in range(ops)]
     profilers = {}
-    try:
-        for name, impl in impls.items():
+    async with side_by_side(provider, emulator, "prof") as impls:
+        for name, impl in (("store", impls["store"]), ("by hand", impls["hand"])):
 
             def save(i: str, impl: Any = impl) -> Awaitable[Any]:
                 return impl.save(i, snapshot)
@@ -111,11 +104,6 @@ async def profile(
             profiler.stop()
             profiler.cpu_us = (cpu_seconds() - cpu0) / ops * 1e6
             profilers[name] = profiler
-    finally:
-        await impls["by hand"].aclose()
-        await impls["store"].aclose()
-        await purge(prefix, provider, emulator)
-        await purge(prefix + "hand/", provider, emulator)
     return profilers
 
 
