@@ -11,14 +11,15 @@ import requests
 from google.api_core import exceptions as gexc
 
 from sessionstore import ObjectSessionStore, StoreAccessError, open_store
-from sessionstore.base import ErrorKind
+from sessionstore.provider import _AccessDenied, _NotFound, _PreconditionFailed, _Transient
 from sessionstore.stores.gcs import GCSSessionStore
 from sessionstore.testing import Emulator
 from tests.contract import MakeStore, RequestCountContract, StoreContract, snapshot
 
 
 class TestGCSStore(StoreContract, RequestCountContract):
-    # fake-gcs-server does not enforce ifGenerationMatch on deletes (DESIGN §7).
+    # fake-gcs-server does not enforce ifGenerationMatch on deletes
+    # (docs/DESIGN.md, "The local cloud").
     conditional_deletes = "ignored"
 
     @pytest.fixture
@@ -114,12 +115,12 @@ def test_a_404_says_whether_the_object_or_the_bucket_is_missing() -> None:
     no_object = gcs_error(404, '{"error": {"code": 404, "message": "No such object: bkt/k"}}')
     no_bucket = gcs_error(404, "The specified bucket does not exist.")
     denied = gcs_error(403, '{"error": {"code": 403, "message": "a@b does not have access"}}')
-    assert store._classify(no_object) is ErrorKind.NOT_FOUND
-    assert store._classify(no_bucket) is ErrorKind.ACCESS
-    assert store._classify(denied) is ErrorKind.ACCESS
-    assert store._classify(gcs_error(412, "Precondition Failed")) is ErrorKind.PRECONDITION
+    assert store._classify(no_object) is _NotFound
+    assert store._classify(no_bucket) is _AccessDenied
+    assert store._classify(denied) is _AccessDenied
+    assert store._classify(gcs_error(412, "Precondition Failed")) is _PreconditionFailed
     for status in (408, 429, 500, 502, 503, 504):
-        assert store._classify(gcs_error(status, "try again")) is ErrorKind.TRANSIENT
+        assert store._classify(gcs_error(status, "try again")) is _Transient
     assert store._error_detail(no_object) == "NotFound, HTTP 404: No such object: bkt/k"
     assert store._error_detail(no_bucket).endswith(": The specified bucket does not exist.")
 

@@ -16,7 +16,7 @@ from sessionstore import (
     StoreConfigError,
     StoreUnavailableError,
 )
-from sessionstore.base import ErrorKind
+from sessionstore.provider import _AccessDenied, _Fault, _Transient
 
 
 class Flaky(Exception):
@@ -34,11 +34,11 @@ class FlakyStore(MemorySessionStore):
         super().__init__(**options)
         self.failures, self.error, self.calls = failures, error, 0
 
-    def _classify(self, exc: Exception) -> ErrorKind:
+    def _classify(self, exc: Exception) -> type[_Fault]:
         if isinstance(exc, Flaky):
-            return ErrorKind.TRANSIENT
+            return _Transient
         if isinstance(exc, Denied):
-            return ErrorKind.ACCESS
+            return _AccessDenied
         return super()._classify(exc)
 
     async def _put(self, key: str, body: bytes, **kw: Any) -> str:

@@ -2,25 +2,24 @@
 
 A provider implements only private primitives (``_put``, ``_get``, ``_head``,
 ``_delete``, ``_list_page``, optionally ``_open``/``_close``) and ``_classify``, which
-sorts an SDK exception into an :class:`ErrorKind`. Everything else lives here, once:
-key encoding, serialization and compression, the size guard, retries, error mapping,
-TTL, the stale-tick guard and logging.
+names the private fault (:mod:`sessionstore.provider`) an SDK exception stands for.
+Everything else lives here, once: key encoding, serialization and compression, the
+size guard, retries, error mapping, TTL, the stale-tick guard and logging
+(docs/DESIGN.md, "Layers").
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
+import functools
 import logging
-import re
 import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Self, TypedDict, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from sessionstore.codec import Codec, Compression, Serializer
 from sessionstore.errors import (
@@ -34,93 +33,31 @@ from sessionstore.errors import (
     StoreUnavailableError,
 )
 from sessionstore.keys import decode_key, make_key, normalize_prefix
+from sessionstore.provider import (
+    META_ENCODING,
+    META_TICK,
+    META_WRITE_ID,
+    ListedObject,
+    ObjectInfo,
+    Page,
+    StoredObject,
+    _AccessDenied,
+    _Failed,
+    _Fault,
+    _NotFound,
+    _PreconditionFailed,
+    _Transient,
+    redact,
+)
 from sessionstore.retry import RetryPolicy
 from sessionstore.types import SessionInfo, SessionSnapshot, Versioned
 
-__all__ = [
-    "META_ENCODING",
-    "META_TICK",
-    "META_WRITE_ID",
-    "ErrorKind",
-    "ListedObject",
-    "ObjectInfo",
-    "ObjectSessionStore",
-    "Page",
-    "StoreOptions",
-    "StoredObject",
-]
+__all__ = ["ObjectSessionStore"]
 
 _log = logging.getLogger("sessionstore")
 T = TypeVar("T")
 
-#: Object metadata written by the base (providers may rename them to fit their rules).
-META_ENCODING = "sessionstore-encoding"
-META_TICK = "sessionstore-tick"
-META_WRITE_ID = "sessionstore-write-id"
-
 _STALE_LOOP_LIMIT = 64
-_SECRET_PATTERNS = re.compile(
-    r"(?i)((?:sig|signature|x-amz-signature|x-amz-security-token|accountkey|sharedaccesssignature"
-    r"|se|sp|sv|skoid|sktid|skv|access_token|client_secret)=)[^&;\s'\"]+"
-)
-
-
-class ErrorKind(enum.Enum):
-    """How the base treats an exception raised by a provider primitive."""
-
-    TRANSIENT = "transient"  # retried: throttling, 5xx, timeouts, connection resets
-    NOT_FOUND = "not-found"  # the object (not the bucket) does not exist
-    PRECONDITION = "precondition"  # a conditional request failed (412)
-    ACCESS = "access"  # 401/403, missing bucket or container
-    OTHER = "other"  # anything else: fails at once
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectInfo:
-    """What a HEAD (or the headers of a GET) says about an object."""
-
-    version: str
-    last_modified: datetime | None = None
-    metadata: Mapping[str, str] = field(default_factory=dict)
-    size: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredObject:
-    """A whole object as a GET returns it."""
-
-    body: bytes
-    info: ObjectInfo
-
-
-@dataclass(frozen=True, slots=True)
-class ListedObject:
-    """One entry of a prefix listing."""
-
-    key: str
-    last_modified: datetime | None = None
-    version: str | None = None
-    size: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of a prefix listing and the token of the next page, if any."""
-
-    objects: list[ListedObject]
-    next_token: str | None = None
-
-
-class StoreOptions(TypedDict, total=False):
-    """Keyword options every store takes (defined here once, DESIGN §2)."""
-
-    retry: RetryPolicy
-    compression: Compression | None
-    compress_min_bytes: int
-    max_snapshot_bytes: int
-    ttl: timedelta | None
-    reject_stale: bool
-    serializer: Serializer | None
 
 
 class ObjectSessionStore(ABC):
@@ -138,6 +75,12 @@ class ObjectSessionStore(ABC):
     provider: str = "object"
     #: Longest file name (the part after the last ``/``) the backend accepts, if limited.
     max_name_bytes: int | None = None
+    #: The constructor argument a URL's host part fills (``"bucket"``), if any.
+    url_location: ClassVar[str | None] = None
+    #: Query parameters of this store's URLs beyond the common ones: name -> converter.
+    url_params: ClassVar[Mapping[str, Callable[[str], Any]]] = {}
+    #: Query names that stand for another keyword (``{"region": "region_name"}``).
+    url_aliases: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self,
@@ -161,7 +104,25 @@ class ObjectSessionStore(ABC):
         self.reject_stale = bool(reject_stale)
         self._codec = Codec(serializer, compression, compress_min_bytes, max_snapshot_bytes)
         self._open_lock = asyncio.Lock()
-        self._opened = False
+        self._is_open = False
+
+    @classmethod
+    def _url_arguments(cls, scheme: str, host: str, path: str, url: str) -> tuple[Any, ...]:
+        """The positional arguments a URL's host and path give (``url`` is query-free).
+
+        With :attr:`url_location`, the host is that argument and the path (if any) is
+        the prefix, which the caller passes unless ``prefix`` is given otherwise.
+        """
+        if cls.url_location is None:
+            if host or path.strip("/"):
+                raise StoreConfigError(f"{scheme}:// takes no location, got {url!r}")
+            return ()
+        if not host:
+            raise StoreConfigError(
+                f"store URL {url!r} names no {cls.url_location}:"
+                f" use {scheme}://{cls.url_location.upper()}/prefix/"
+            )
+        return (host,)
 
     # ------------------------------------------------------------------ primitives
 
@@ -169,6 +130,14 @@ class ObjectSessionStore(ABC):
     @abstractmethod
     def location(self) -> str:
         """Where the store lives, for messages: ``s3://bucket``, a directory, ..."""
+
+    @property
+    def place(self) -> str:
+        """The physical place the sessions live in: equal places hold the same objects.
+
+        Two spellings of one store (an alias scheme, a trailing slash) have one place.
+        """
+        return f"{self.location}/{self.prefix}"
 
     @abstractmethod
     async def _put(
@@ -202,9 +171,9 @@ class ObjectSessionStore(ABC):
     async def _list_page(self, prefix: str, *, page_size: int, token: str | None) -> Page:
         """List one page of the objects directly under ``prefix``."""
 
-    @abstractmethod
-    def _classify(self, exc: Exception) -> ErrorKind:
-        """Sort an exception raised by a primitive into an :class:`ErrorKind`."""
+    def _classify(self, exc: Exception) -> type[_Fault]:
+        """The fault an exception raised by a primitive (or ``_open``) stands for."""
+        return _Failed
 
     async def _open(self) -> None:  # noqa: B027 - an optional hook, not a required method
         """Build the SDK client (called once, before the first primitive)."""
@@ -215,6 +184,85 @@ class ObjectSessionStore(ABC):
     def _error_detail(self, exc: Exception) -> str:
         """A short, secret-free description of an SDK exception (code and status)."""
         return type(exc).__name__
+
+    # ------------------------------------------------------------------ translation
+
+    async def _translated(self, call: Awaitable[T]) -> T:
+        """Await one primitive call; an SDK error leaves as a fault, chained to it.
+
+        The one place where SDK exceptions are sorted (docs/DESIGN.md, "Errors").
+        """
+        try:
+            return await call
+        except (_Fault, SessionStoreError):
+            raise
+        except Exception as exc:
+            raise self._classify(exc)(redact(self._error_detail(exc))) from exc
+
+    async def _ensure_open(self) -> None:
+        if self._is_open:
+            return
+        async with self._open_lock:
+            if not self._is_open:
+                await self._translated(self._open())
+                self._is_open = True
+
+    def _what(self, op: str, key: str | None) -> str:
+        return f"{self.provider} {op} {self._where(key) if key else self.location}"
+
+    async def _call(self, op: str, key: str | None, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run ``attempt`` under the retry policy (which retries :class:`_Transient`).
+
+        A failed condition and a missing object leave as their faults, for the caller
+        to say what they mean; every other fault becomes a public error.
+        """
+        what = self._what(op, key)
+        number = 0
+        started = time.monotonic()
+        try:
+            await self._ensure_open()
+            async for state in self.retry.retrying(_Transient, lambda: what):
+                with state:
+                    number = state.retry_state.attempt_number
+                    result = await self._translated(attempt())
+                    _log.debug(
+                        "sessionstore: %s ok (attempt %d, %.1f ms)",
+                        what,
+                        number,
+                        (time.monotonic() - started) * 1000,
+                    )
+                    return result
+        except (_NotFound, _PreconditionFailed) as fault:
+            fault.attempts = number
+            raise
+        except _Transient as fault:
+            raise StoreUnavailableError(
+                f"{what} failed after {number} attempt(s) ({fault.detail});"
+                " the store is unavailable"
+            ) from _cause(fault)
+        except _AccessDenied as fault:
+            raise StoreAccessError(
+                f"{what} was refused ({fault.detail}): check the credentials and that"
+                f" {self.location} exists"
+            ) from _cause(fault)
+        except _Fault as fault:
+            raise SessionStoreError(f"{what} failed ({fault.detail})") from _cause(fault)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _unless_missing(self, read: Awaitable[T]) -> T | None:
+        """What ``read`` returns, or None if the object is not there."""
+        try:
+            return await read
+        except _NotFound:
+            return None
+
+    def _conflict(self, op: str, key: str, why: str) -> ConflictError:
+        return ConflictError(f"{self.provider} {op} {self._where(key)}: {why}")
+
+    def _missing_store(self, op: str, key: str) -> StoreAccessError:
+        return StoreAccessError(
+            f"{self.provider} {op} {self._where(key)}: {self.location} does not exist"
+        )
 
     # ------------------------------------------------------------------ helpers
 
@@ -245,79 +293,7 @@ class ObjectSessionStore(ABC):
             return False
         return self._now() - last_modified > self.ttl
 
-    def _kind(self, exc: BaseException) -> ErrorKind:
-        if isinstance(exc, ConflictError):
-            return ErrorKind.PRECONDITION
-        if isinstance(exc, SessionStoreError) or not isinstance(exc, Exception):
-            return ErrorKind.OTHER
-        return self._classify(exc)
-
-    async def _ensure_open(self) -> None:
-        if self._opened:
-            return
-        async with self._open_lock:
-            if not self._opened:
-                await self._open()
-                self._opened = True
-
-    async def _call(
-        self,
-        op: str,
-        key: str | None,
-        fn: Callable[[int], Awaitable[T]],
-        *,
-        passthrough: tuple[ErrorKind, ...] = (ErrorKind.NOT_FOUND, ErrorKind.PRECONDITION),
-    ) -> T:
-        """Run one primitive call under the retry policy; map what escapes.
-
-        ``fn`` gets the attempt number (1-based). Errors of the ``passthrough`` kinds
-        are re-raised unchanged for the caller to interpret; everything else is
-        mapped onto the error tree.
-        """
-        what = f"{self.provider} {op} {self._where(key) if key else self.location}"
-        attempt = 0
-        started = time.monotonic()
-        try:
-            await self._ensure_open()
-            async for state in self.retry.retrying(
-                lambda e: self._kind(e) is ErrorKind.TRANSIENT, lambda: what
-            ):
-                with state:
-                    attempt = state.retry_state.attempt_number
-                    result = await fn(attempt)
-                    _log.debug(
-                        "sessionstore: %s ok (attempt %d, %.1f ms)",
-                        what,
-                        attempt,
-                        (time.monotonic() - started) * 1000,
-                    )
-                    return result
-        except Exception as exc:
-            kind = self._kind(exc)
-            if kind in passthrough or isinstance(exc, SessionStoreError):
-                raise
-            raise self._mapped(exc, kind, what, attempt) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _mapped(self, exc: Exception, kind: ErrorKind, what: str, attempt: int) -> Exception:
-        detail = _redact(self._error_detail(exc))
-        if kind is ErrorKind.TRANSIENT:
-            return StoreUnavailableError(
-                f"{what} failed after {attempt} attempt(s) ({detail}); the store is unavailable"
-            )
-        if kind is ErrorKind.ACCESS:
-            return StoreAccessError(
-                f"{what} was refused ({detail}): check the credentials and that"
-                f" {self.location} exists"
-            )
-        if kind is ErrorKind.NOT_FOUND:  # a listing found no bucket/container
-            return StoreAccessError(f"{what} failed ({detail}): {self.location} does not exist")
-        return SessionStoreError(f"{what} failed ({detail})")
-
-    def _conflict(self, op: str, key: str, why: str) -> ConflictError:
-        return ConflictError(f"{self.provider} {op} {self._where(key)}: {why}")
-
-    # ------------------------------------------------------------------ public API
+    # ------------------------------------------------------------------ write path
 
     async def save(
         self,
@@ -344,21 +320,66 @@ class ObjectSessionStore(ABC):
             raise StoreConfigError("save() takes if_version or if_absent, not both")
         key = self._key(session_id)
         encoded = self._codec.encode(snapshot)
-        # Only a conditional write reads its write id back (_put_once, after a lost
-        # response); a plain save does not send one: one metadata header less for the
-        # SDK to build and sign on every save (benchmarks/NOTES.md).
-        conditional = if_version is not None or if_absent or self.reject_stale
-        metadata = {META_WRITE_ID: uuid.uuid4().hex} if conditional else {}
+        metadata: dict[str, str] = {}
         if encoded.encoding:
             metadata[META_ENCODING] = encoded.encoding
-        if not self.reject_stale:
-            return await self._put_once(key, encoded.body, metadata, if_version, if_absent)
-        tick = snapshot.get("tick")
-        if type(tick) is not int:
-            raise SnapshotEncodeError(
-                f"reject_stale needs an integer 'tick' in the snapshot, got {tick!r}"
+        if self.reject_stale:
+            tick = snapshot.get("tick")
+            if type(tick) is not int:
+                raise SnapshotEncodeError(
+                    f"reject_stale needs an integer 'tick' in the snapshot, got {tick!r}"
+                )
+            metadata[META_TICK] = str(tick)
+            return await self._save_unless_stale(
+                key, encoded.body, metadata, tick, if_version, if_absent
             )
-        metadata[META_TICK] = str(tick)
+        if if_version is not None or if_absent:
+            return await self._save_if(key, encoded.body, metadata, if_version, if_absent)
+        return await self._save_plain(key, encoded.body, metadata)
+
+    async def _save_plain(self, key: str, body: bytes, metadata: Mapping[str, str]) -> str:
+        """Step 1: one unconditional PUT, under the retry policy.
+
+        It sends no write id: one metadata header less for the SDK to build and sign
+        on every save (benchmarks/NOTES.md).
+        """
+        put = functools.partial(self._write, key, body, metadata, None, False)
+        return await self._saving(key, body, put, None, False)
+
+    async def _save_if(
+        self,
+        key: str,
+        body: bytes,
+        metadata: Mapping[str, str],
+        if_version: str | None,
+        if_absent: bool,
+    ) -> str:
+        """Step 2: a conditional PUT that recognises its own earlier write.
+
+        The PUT carries a fresh write id. If the condition fails, one HEAD looks at the
+        object: if it holds this write id, an earlier attempt whose response was lost
+        (or the HTTP client's own silent re-send on a dropped keep-alive connection;
+        aiohttp does that for PUT) landed, and that is success.
+        """
+        stamped = {**metadata, META_WRITE_ID: uuid.uuid4().hex}
+        put = functools.partial(self._write_or_own, key, body, stamped, if_version, if_absent)
+        return await self._saving(key, body, put, if_version, if_absent)
+
+    async def _save_unless_stale(
+        self,
+        key: str,
+        body: bytes,
+        metadata: Mapping[str, str],
+        tick: int,
+        if_version: str | None,
+        if_absent: bool,
+    ) -> str:
+        """Step 3 (``reject_stale``): refuse a tick older than the stored one.
+
+        The version the HEAD saw becomes the PUT's condition, so a writer landing in
+        between makes the loop look again; the caller's own condition, if any, takes
+        the place of that one.
+        """
         for _ in range(_STALE_LOOP_LIMIT):
             stored = await self._stored_tick(key)
             if stored is not None and stored[0] is not None and stored[0] > tick:
@@ -367,14 +388,79 @@ class ObjectSessionStore(ABC):
                     f" the stored tick {stored[0]}"
                 )
             if if_version is not None or if_absent:
-                return await self._put_once(key, encoded.body, metadata, if_version, if_absent)
+                return await self._save_if(key, body, metadata, if_version, if_absent)
             try:
                 if stored is None:
-                    return await self._put_once(key, encoded.body, metadata, None, True)
-                return await self._put_once(key, encoded.body, metadata, stored[1], False)
+                    return await self._save_if(key, body, metadata, None, True)
+                return await self._save_if(key, body, metadata, stored[1], False)
             except ConflictError:
                 continue  # another writer landed between our HEAD and PUT: look again
         raise self._conflict("save", key, "too many concurrent writers (reject_stale loop)")
+
+    async def _write(
+        self,
+        key: str,
+        body: bytes,
+        metadata: Mapping[str, str],
+        if_version: str | None,
+        if_absent: bool,
+    ) -> str:
+        """One PUT through the provider's primitive."""
+        return await self._translated(
+            self._put(
+                key,
+                body,
+                content_type=self._codec.content_type,
+                metadata=metadata,
+                if_version=if_version,
+                if_absent=if_absent,
+            )
+        )
+
+    async def _write_or_own(
+        self,
+        key: str,
+        body: bytes,
+        metadata: Mapping[str, str],
+        if_version: str | None,
+        if_absent: bool,
+    ) -> str:
+        """One conditional PUT; a failed condition that meets this write's id is success."""
+        try:
+            return await self._write(key, body, metadata, if_version, if_absent)
+        except (_PreconditionFailed, _NotFound):
+            info = await self._head_once(key)
+            if info is not None and info.metadata.get(META_WRITE_ID) == metadata[META_WRITE_ID]:
+                return info.version
+            raise
+
+    async def _saving(
+        self,
+        key: str,
+        body: bytes,
+        put: Callable[[], Awaitable[str]],
+        if_version: str | None,
+        if_absent: bool,
+    ) -> str:
+        """Run ``put`` under the retry policy; say what a failed condition means."""
+        try:
+            version = await self._call("save", key, put)
+        except _NotFound as fault:
+            if not if_version:
+                raise self._missing_store("save", key) from _cause(fault)
+            raise self._failed_condition(key, fault, if_version, if_absent) from _cause(fault)
+        except _PreconditionFailed as fault:
+            raise self._failed_condition(key, fault, if_version, if_absent) from _cause(fault)
+        _log.debug("sessionstore: saved %s (%d bytes)", self._where(key), len(body))
+        return version
+
+    def _failed_condition(
+        self, key: str, fault: _Fault, if_version: str | None, if_absent: bool
+    ) -> ConflictError:
+        why = "it already exists" if if_absent else f"it is not at version {if_version}"
+        if fault.attempts > 1:
+            why += " (an earlier attempt's response was lost; another writer's object is there now)"
+        return self._conflict("save", key, why)
 
     async def _stored_tick(self, key: str) -> tuple[int | None, str] | None:
         """(tick, version) of the stored object, or None if absent.
@@ -382,7 +468,9 @@ class ObjectSessionStore(ABC):
         The tick comes from metadata (one HEAD); objects written without it (by another
         client) are read whole to find it.
         """
-        info = await self._head_or_none(key)
+        info = await self._unless_missing(
+            self._call("head", key, functools.partial(self._head, key))
+        )
         if info is None:
             return None
         raw = info.metadata.get(META_TICK)
@@ -391,94 +479,17 @@ class ObjectSessionStore(ABC):
                 return int(raw), info.version
             except ValueError:
                 pass
-        got = await self._get_or_none(key)
+        got = await self._unless_missing(self._call("load", key, functools.partial(self._get, key)))
         if got is None:
             return None
         tick = self._codec.decode(got.body, self._where(key)).get("tick")
         return (tick if type(tick) is int else None), got.info.version
 
-    async def _put_once(
-        self,
-        key: str,
-        body: bytes,
-        metadata: Mapping[str, str],
-        if_version: str | None,
-        if_absent: bool,
-    ) -> str:
-        conditional = if_version is not None or if_absent
+    async def _head_once(self, key: str) -> ObjectInfo | None:
+        """One HEAD without retries (inside an attempt); None if absent."""
+        return await self._unless_missing(self._translated(self._head(key)))
 
-        retried = False
-
-        async def attempt(n: int) -> str:
-            nonlocal retried
-            retried = n > 1
-            try:
-                return await self._put(
-                    key,
-                    body,
-                    content_type=self._codec.content_type,
-                    metadata=metadata,
-                    if_version=if_version,
-                    if_absent=if_absent,
-                )
-            except Exception as exc:
-                kind = self._kind(exc)
-                if conditional and kind in (ErrorKind.PRECONDITION, ErrorKind.NOT_FOUND):
-                    # Did this very write land after all? An earlier attempt whose
-                    # response was lost, or the HTTP client's own silent re-send on a
-                    # dropped keep-alive connection (aiohttp does that for PUT), meets
-                    # its own object here. One HEAD, on the conflict path only.
-                    info = await self._head_raw(key)
-                    if info is not None and info.metadata.get(META_WRITE_ID) == metadata.get(
-                        META_WRITE_ID
-                    ):
-                        return info.version
-                raise
-
-        try:
-            version = await self._call("save", key, attempt)
-        except Exception as exc:
-            kind = self._kind(exc)
-            if kind is ErrorKind.PRECONDITION or (kind is ErrorKind.NOT_FOUND and if_version):
-                why = "it already exists" if if_absent else f"it is not at version {if_version}"
-                if retried:
-                    why += (
-                        " (an earlier attempt's response was lost; another writer's object"
-                        " is there now)"
-                    )
-                raise self._conflict("save", key, why) from exc
-            if kind is ErrorKind.NOT_FOUND:
-                raise StoreAccessError(
-                    f"{self.provider} save {self._where(key)}: {self.location} does not exist"
-                ) from exc
-            raise
-        _log.debug("sessionstore: saved %s (%d bytes)", self._where(key), len(body))
-        return version
-
-    async def _head_raw(self, key: str) -> ObjectInfo | None:
-        """One HEAD without retries (used inside an attempt); None if absent."""
-        try:
-            return await self._head(key)
-        except Exception as exc:
-            if self._kind(exc) is ErrorKind.NOT_FOUND:
-                return None
-            raise
-
-    async def _head_or_none(self, key: str) -> ObjectInfo | None:
-        try:
-            return await self._call("head", key, lambda _: self._head(key))
-        except Exception as exc:
-            if self._kind(exc) is ErrorKind.NOT_FOUND:
-                return None
-            raise
-
-    async def _get_or_none(self, key: str) -> StoredObject | None:
-        try:
-            return await self._call("load", key, lambda _: self._get(key))
-        except Exception as exc:
-            if self._kind(exc) is ErrorKind.NOT_FOUND:
-                return None
-            raise
+    # ------------------------------------------------------------------ read path
 
     async def load(self, session_id: str) -> SessionSnapshot | None:
         """Return the snapshot saved under ``session_id``, or None if absent or expired.
@@ -499,7 +510,7 @@ class ObjectSessionStore(ABC):
             The errors of :meth:`load`.
         """
         key = self._key(session_id)
-        got = await self._get_or_none(key)
+        got = await self._unless_missing(self._call("load", key, functools.partial(self._get, key)))
         if got is None or self._expired(got.info.last_modified):
             return None
         snapshot = self._codec.decode(got.body, self._where(key))
@@ -513,7 +524,9 @@ class ObjectSessionStore(ABC):
             StoreAccessError, StoreUnavailableError, SessionStoreError: the store failed.
         """
         key = self._key(session_id)
-        info = await self._head_or_none(key)
+        info = await self._unless_missing(
+            self._call("head", key, functools.partial(self._head, key))
+        )
         return info is not None and not self._expired(info.last_modified)
 
     async def delete(self, session_id: str, *, if_version: str | None = None) -> None:
@@ -527,38 +540,41 @@ class ObjectSessionStore(ABC):
             StoreAccessError, StoreUnavailableError, SessionStoreError: the store failed.
         """
         key = self._key(session_id)
-
-        async def attempt(n: int) -> None:
-            try:
-                await self._delete(key, if_version=if_version)
-            except Exception as exc:
-                kind = self._kind(exc)
-                if kind is ErrorKind.NOT_FOUND:
-                    return  # absent (or deleted by our own earlier attempt): done
-                if kind is ErrorKind.PRECONDITION and await self._head_raw(key) is None:
-                    return  # absent (some services answer 412 there), or our earlier attempt
-                raise
-
         try:
-            await self._call("delete", key, attempt)
-        except Exception as exc:
-            if self._kind(exc) is ErrorKind.PRECONDITION:
-                raise self._conflict("delete", key, f"it is not at version {if_version}") from exc
+            await self._call("delete", key, functools.partial(self._delete_once, key, if_version))
+        except _PreconditionFailed as fault:
+            raise self._conflict("delete", key, f"it is not at version {if_version}") from _cause(
+                fault
+            )
+
+    async def _delete_once(self, key: str, if_version: str | None) -> None:
+        """One DELETE; an object already gone (or deleted by our earlier attempt) is done."""
+        try:
+            await self._translated(self._delete(key, if_version=if_version))
+        except _NotFound:
+            return
+        except _PreconditionFailed:
+            if await self._head_once(key) is None:
+                return  # absent (some services answer 412 there), or our earlier attempt
             raise
+
+    async def _list_once(self, page_size: int, token: str | None) -> Page:
+        return await self._list_page(self.prefix, page_size=page_size, token=token)
 
     async def _pages(self, page_size: int) -> AsyncIterator[tuple[str, ListedObject]]:
         if not isinstance(page_size, int) or not 1 <= page_size <= 1000:
             raise StoreConfigError(f"page_size must be an int in 1..1000, not {page_size!r}")
         token: str | None = None
         while True:
-            page = await self._call(
-                "list",
-                None,
-                lambda _, current=token: self._list_page(  # type: ignore[misc]
-                    self.prefix, page_size=page_size, token=current
-                ),
-                passthrough=(),
-            )
+            try:
+                page = await self._call(
+                    "list", None, functools.partial(self._list_once, page_size, token)
+                )
+            except _NotFound as fault:  # a listing found no bucket or container
+                raise StoreAccessError(
+                    f"{self._what('list', None)} failed ({fault.detail}):"
+                    f" {self.location} does not exist"
+                ) from _cause(fault)
             for obj in page.objects:
                 session_id = decode_key(self.prefix, obj.key)
                 if session_id is not None:
@@ -630,12 +646,12 @@ class ObjectSessionStore(ABC):
     async def aclose(self) -> None:
         """Close the SDK client the store built (an injected client stays open)."""
         async with self._open_lock:
-            if self._opened:
-                self._opened = False
+            if self._is_open:
+                self._is_open = False
                 await self._close()
 
     async def __aenter__(self) -> Self:
-        await self._call("open", None, _opened)  # errors mapped like any operation
+        await self._call("open", None, _no_request)  # errors mapped like any operation
         return self
 
     async def __aexit__(
@@ -650,10 +666,10 @@ class ObjectSessionStore(ABC):
         return f"{type(self).__name__}({self.location!r}, prefix={self.prefix!r})"
 
 
-async def _opened(attempt: int) -> None:
+async def _no_request() -> None:
     """Nothing to do once ``_call`` has opened the store."""
 
 
-def _redact(text: str) -> str:
-    """Blank out anything that looks like a signature, key or token in ``text``."""
-    return _SECRET_PATTERNS.sub(r"\1***", text)
+def _cause(fault: _Fault) -> BaseException:
+    """The SDK exception behind a fault (the fault itself if a primitive raised it)."""
+    return fault.__cause__ or fault

@@ -1,4 +1,4 @@
-"""Retry policy as typed data, turned into tenacity (DESIGN §6).
+"""Retry policy as typed data, turned into tenacity (docs/DESIGN.md, "Retries").
 
 tenacity in the base class is the one owner of retries: every provider switches its
 SDK's own retries off, or attempts would multiply.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    retry_if_exception,
+    retry_if_exception_type,
     stop_after_attempt,
     stop_before_delay,
     wait_random_exponential,
@@ -58,24 +58,26 @@ class RetryPolicy:
             if not isinstance(value, int | float) or value < 0:
                 raise StoreConfigError(f"RetryPolicy.{name} must be a number >= 0, not {value!r}")
 
-    def retrying(
-        self, is_transient: Callable[[BaseException], bool], what: Callable[[], str]
-    ) -> AsyncRetrying:
-        """Build the tenacity loop for one operation; ``what()`` names it in log lines."""
+    def retrying(self, transient: type[BaseException], what: Callable[[], str]) -> AsyncRetrying:
+        """Build the tenacity loop for one operation: it retries ``transient`` errors.
+
+        ``what()`` names the operation in log lines.
+        """
 
         def log_retry(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
+            cause = exc.__cause__ or exc if exc is not None else None  # the SDK's exception
             _log.warning(
                 "sessionstore: %s failed on attempt %d (%s); retrying",
                 what(),
                 state.attempt_number,
-                type(exc).__name__,
+                type(cause).__name__,
             )
 
         return AsyncRetrying(
             stop=stop_after_attempt(self.attempts) | stop_before_delay(self.deadline),
             wait=wait_random_exponential(multiplier=self.base_delay, max=self.max_delay),
-            retry=retry_if_exception(is_transient),
+            retry=retry_if_exception_type(transient),
             before_sleep=log_retry,
             reraise=True,
         )

@@ -183,11 +183,7 @@ async def purge_prefix(store: ObjectSessionStore, *, concurrency: int = 16) -> N
 
     async def delete(key: str) -> None:
         async with limit:
-            try:
-                await store._delete(key, if_version=None)
-            except Exception as exc:
-                if store._kind(exc).name != "NOT_FOUND":
-                    raise
+            await store._unless_missing(store._translated(store._delete(key, if_version=None)))
 
     token: str | None = None
     while True:

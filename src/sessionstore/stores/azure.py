@@ -33,26 +33,37 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobProperties, ContentSettings
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
-from sessionstore.base import (
-    ErrorKind,
+from sessionstore.base import ObjectSessionStore
+from sessionstore.errors import StoreConfigError
+from sessionstore.provider import (
     ListedObject,
     ObjectInfo,
-    ObjectSessionStore,
     Page,
     StoredObject,
     StoreOptions,
-    _redact,
+    _AccessDenied,
+    _Failed,
+    _Fault,
+    _NotFound,
+    _PreconditionFailed,
+    _Transient,
+    http_fault,
+    redact,
 )
-from sessionstore.errors import StoreConfigError
 
 __all__ = ["AzureBlobSessionStore"]
 
 ENV_CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
-_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-_ACCESS_CODES = frozenset(
-    {"ContainerNotFound", "AuthenticationFailed", "AuthorizationFailure", "AccountIsDisabled"}
-)
-_PRECONDITION_CODES = frozenset({"ConditionNotMet", "BlobAlreadyExists", "TargetConditionNotMet"})
+#: Azure error codes whose meaning the HTTP status alone does not give.
+_CODES: dict[str, type[_Fault]] = {
+    **dict.fromkeys(
+        ("ContainerNotFound", "AuthenticationFailed", "AuthorizationFailure", "AccountIsDisabled"),
+        _AccessDenied,
+    ),
+    **dict.fromkeys(
+        ("ConditionNotMet", "BlobAlreadyExists", "TargetConditionNotMet"), _PreconditionFailed
+    ),
+}
 _BROKEN_READ = (IncompleteReadError, ServiceResponseError, ServiceRequestError, ConnectionError)
 _SINGLE_PUT_FLOOR = 64 * 1024 * 1024
 _META_PREFIX = "sessionstore_"
@@ -70,6 +81,13 @@ def _code(exc: HttpResponseError) -> str:
 def _inner(exc: HttpResponseError) -> BaseException | None:
     """The failure an SDK wrapper without a response carries (a broken body read)."""
     return exc.inner_exception or exc.__cause__
+
+
+def _if_version(version: str | None) -> dict[str, Any]:
+    """The SDK keywords that make a request conditional on the blob's etag."""
+    if version is None:
+        return {}
+    return {"etag": version, "match_condition": MatchConditions.IfNotModified}
 
 
 def _to_azure(metadata: Mapping[str, str]) -> dict[str, str]:
@@ -222,7 +240,7 @@ class AzureBlobSessionStore(ObjectSessionStore):
             # Not chained: the SDK's text may quote the URL, and so a SAS token.
             raise StoreConfigError(
                 f"azure {self.location}: the SDK refused the connection settings"
-                f" ({_redact(str(exc))})"
+                f" ({redact(str(exc))})"
             ) from None
 
     async def _close(self) -> None:
@@ -236,30 +254,26 @@ class AzureBlobSessionStore(ObjectSessionStore):
         if credential is not None:
             await credential.close()
 
-    def _classify(self, exc: Exception) -> ErrorKind:
+    def _classify(self, exc: Exception) -> type[_Fault]:
         if isinstance(exc, ClientAuthenticationError):
-            return ErrorKind.ACCESS
+            return _AccessDenied
         if isinstance(exc, HttpResponseError):
-            code = _code(exc)
             status = exc.status_code
             if status is None and (
                 isinstance(exc, IncompleteReadError) or isinstance(_inner(exc), _BROKEN_READ)
             ):
-                return ErrorKind.TRANSIENT  # the body broke off mid-read
-            if code in _ACCESS_CODES or status in (401, 403):
-                return ErrorKind.ACCESS
-            if code in _PRECONDITION_CODES or isinstance(exc, ResourceModifiedError):
-                return ErrorKind.PRECONDITION
-            if isinstance(exc, ResourceNotFoundError) or status == 404:
-                return ErrorKind.NOT_FOUND
-            if status in _TRANSIENT_STATUS:
-                return ErrorKind.TRANSIENT
-            return ErrorKind.OTHER
+                return _Transient  # the body broke off mid-read
+            fault = http_fault(status, _code(exc), _CODES)
+            if fault is _Failed and isinstance(exc, ResourceModifiedError):
+                return _PreconditionFailed
+            if fault is _Failed and isinstance(exc, ResourceNotFoundError):
+                return _NotFound
+            return fault
         if isinstance(exc, ServiceRequestError | ServiceResponseError):
-            return ErrorKind.TRANSIENT
+            return _Transient
         if isinstance(exc, ConnectionError | TimeoutError):
-            return ErrorKind.TRANSIENT
-        return ErrorKind.OTHER
+            return _Transient
+        return _Failed
 
     def _error_detail(self, exc: Exception) -> str:
         # Never str(exc): Azure messages can carry request URLs, and so SAS tokens.
@@ -285,9 +299,7 @@ class AzureBlobSessionStore(ObjectSessionStore):
         if_version: str | None,
         if_absent: bool,
     ) -> str:
-        kwargs: dict[str, Any] = {}
-        if if_version is not None:
-            kwargs = {"etag": if_version, "match_condition": MatchConditions.IfNotModified}
+        kwargs = _if_version(if_version)
         if self.encryption_scope:
             kwargs["encryption_scope"] = self.encryption_scope
         result = (
@@ -320,10 +332,7 @@ class AzureBlobSessionStore(ObjectSessionStore):
         )
 
     async def _delete(self, key: str, *, if_version: str | None) -> None:
-        kwargs: dict[str, Any] = {}
-        if if_version is not None:
-            kwargs = {"etag": if_version, "match_condition": MatchConditions.IfNotModified}
-        await self._container().delete_blob(key, **kwargs)
+        await self._container().delete_blob(key, **_if_version(if_version))
 
     async def _list_page(self, prefix: str, *, page_size: int, token: str | None) -> Page:
         pager = (

@@ -22,16 +22,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Unpack
 
-from sessionstore.base import (
-    ErrorKind,
+from sessionstore.base import ObjectSessionStore
+from sessionstore.errors import StoreConfigError
+from sessionstore.provider import (
     ListedObject,
     ObjectInfo,
-    ObjectSessionStore,
     Page,
     StoredObject,
     StoreOptions,
+    _AccessDenied,
+    _Failed,
+    _Fault,
+    _NotFound,
+    _PreconditionFailed,
+    _Transient,
 )
-from sessionstore.errors import ConflictError, StoreConfigError
 
 __all__ = ["FileSessionStore"]
 
@@ -71,14 +76,14 @@ class FileSessionStore(ObjectSessionStore):
         """The root directory as a ``file://`` URL."""
         return self.root.as_uri()
 
-    def _classify(self, exc: Exception) -> ErrorKind:
+    def _classify(self, exc: Exception) -> type[_Fault]:
         if isinstance(exc, FileNotFoundError):
-            return ErrorKind.NOT_FOUND
+            return _NotFound
         if isinstance(exc, PermissionError):
-            return ErrorKind.ACCESS
+            return _AccessDenied
         if isinstance(exc, OSError) and exc.errno in (errno.EAGAIN, errno.EINTR, errno.EBUSY):
-            return ErrorKind.TRANSIENT
-        return ErrorKind.OTHER
+            return _Transient
+        return _Failed
 
     def _error_detail(self, exc: Exception) -> str:
         if isinstance(exc, OSError):
@@ -113,9 +118,9 @@ class FileSessionStore(ObjectSessionStore):
             if if_absent or if_version is not None:
                 current = self._current_version(path)
                 if if_absent and current is not None:
-                    raise ConflictError("exists")
+                    raise _PreconditionFailed("exists")
                 if if_version is not None and current != if_version:
-                    raise ConflictError("version mismatch")
+                    raise _PreconditionFailed("version mismatch")
             tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
             try:
                 with open(tmp, "wb") as f:
@@ -166,9 +171,9 @@ class FileSessionStore(ObjectSessionStore):
             if if_version is not None:
                 current = self._current_version(path)
                 if current is None:
-                    raise FileNotFoundError(errno.ENOENT, "no such session", str(path))
+                    raise _NotFound("no such session")
                 if current != if_version:
-                    raise ConflictError("version mismatch")
+                    raise _PreconditionFailed("version mismatch")
             path.unlink()
 
     async def _delete(self, key: str, *, if_version: str | None) -> None:

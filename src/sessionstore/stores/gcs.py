@@ -24,22 +24,26 @@ from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 from google.cloud import storage
 
-from sessionstore.base import (
-    ErrorKind,
+from sessionstore.base import ObjectSessionStore
+from sessionstore.errors import StoreConfigError
+from sessionstore.provider import (
     ListedObject,
     ObjectInfo,
-    ObjectSessionStore,
     Page,
     StoredObject,
     StoreOptions,
+    _AccessDenied,
+    _Failed,
+    _Fault,
+    _PreconditionFailed,
+    _Transient,
+    http_fault,
 )
-from sessionstore.errors import ConflictError, StoreConfigError
 
 __all__ = ["GCSSessionStore"]
 
 T = TypeVar("T")
 _META_HEADER = "x-goog-meta-"
-_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _TRANSIENT_ERRORS = (
     requests.ConnectionError,
     requests.Timeout,
@@ -49,8 +53,6 @@ _TRANSIENT_ERRORS = (
     TimeoutError,
 )
 _ACCESS_ERRORS = (
-    gexc.Forbidden,
-    gexc.Unauthorized,
     auth_exc.RefreshError,
     auth_exc.DefaultCredentialsError,  # no ADC found: a credentials problem, not a bug
 )
@@ -152,24 +154,20 @@ class GCSSessionStore(ObjectSessionStore):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
-    def _classify(self, exc: Exception) -> ErrorKind:
-        if isinstance(exc, gexc.NotFound):
+    def _classify(self, exc: Exception) -> type[_Fault]:
+        if isinstance(exc, gexc.GoogleAPICallError):
             # Real GCS says "The specified bucket does not exist." for a missing bucket
             # and "No such object: ..." for a missing object; fake-gcs-server says only
             # "Not Found" for both (so there a missing bucket reads as a missing object,
             # except on save and list, which the base maps to StoreAccessError).
-            if "bucket does not exist" in _reason(exc).lower():
-                return ErrorKind.ACCESS
-            return ErrorKind.NOT_FOUND
-        if isinstance(exc, gexc.PreconditionFailed):
-            return ErrorKind.PRECONDITION
+            if exc.code == 404 and "bucket does not exist" in _reason(exc).lower():
+                return _AccessDenied
+            return http_fault(exc.code)
         if isinstance(exc, _ACCESS_ERRORS):
-            return ErrorKind.ACCESS
-        if isinstance(exc, gexc.GoogleAPICallError) and exc.code in _TRANSIENT_STATUS:
-            return ErrorKind.TRANSIENT
+            return _AccessDenied
         if isinstance(exc, _TRANSIENT_ERRORS):
-            return ErrorKind.TRANSIENT
-        return ErrorKind.OTHER
+            return _Transient
+        return _Failed
 
     def _error_detail(self, exc: Exception) -> str:
         if isinstance(exc, gexc.GoogleAPICallError):
@@ -282,7 +280,7 @@ def _generation(version: str | None) -> int | None:
     if version is None:
         return None
     if not version.isdigit():
-        raise ConflictError(f"{version!r} is not a GCS generation")
+        raise _PreconditionFailed(f"{version!r} is not a GCS generation")
     return int(version)
 
 

@@ -9,22 +9,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Unpack
 
-from sessionstore.base import (
-    ErrorKind,
+from sessionstore.base import ObjectSessionStore
+from sessionstore.errors import StoreConfigError
+from sessionstore.provider import (
     ListedObject,
     ObjectInfo,
-    ObjectSessionStore,
     Page,
     StoredObject,
     StoreOptions,
+    _NotFound,
+    _PreconditionFailed,
 )
-from sessionstore.errors import ConflictError, StoreConfigError
 
 __all__ = ["MemorySessionStore"]
-
-
-class _Missing(KeyError):
-    """No object at that key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +57,11 @@ class MemorySessionStore(ObjectSessionStore):
         """``memory://``."""
         return "memory://"
 
-    def _classify(self, exc: Exception) -> ErrorKind:
-        return ErrorKind.NOT_FOUND if isinstance(exc, _Missing) else ErrorKind.OTHER
-
     def _entry(self, key: str) -> _Entry:
         try:
             entry = self._objects[key]
         except KeyError:
-            raise _Missing(key) from None
+            raise _NotFound(key) from None
         self._objects.move_to_end(key)
         return entry
 
@@ -83,9 +77,9 @@ class MemorySessionStore(ObjectSessionStore):
     ) -> str:
         current = self._objects.get(key)
         if if_absent and current is not None:
-            raise ConflictError("exists")
+            raise _PreconditionFailed("exists")
         if if_version is not None and (current is None or current.info.version != if_version):
-            raise ConflictError("version mismatch")
+            raise _PreconditionFailed("version mismatch")
         version = str(next(self._counter))
         info = ObjectInfo(version, datetime.now(UTC), dict(metadata), len(body))
         self._objects[key] = _Entry(body, info)
@@ -103,15 +97,15 @@ class MemorySessionStore(ObjectSessionStore):
     async def _head(self, key: str) -> ObjectInfo:
         entry = self._objects.get(key)
         if entry is None:
-            raise _Missing(key)
+            raise _NotFound(key)
         return entry.info
 
     async def _delete(self, key: str, *, if_version: str | None) -> None:
         current = self._objects.get(key)
         if current is None:
-            raise _Missing(key)
+            raise _NotFound(key)
         if if_version is not None and current.info.version != if_version:
-            raise ConflictError("version mismatch")
+            raise _PreconditionFailed("version mismatch")
         del self._objects[key]
 
     async def _list_page(self, prefix: str, *, page_size: int, token: str | None) -> Page:

@@ -24,47 +24,57 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from sessionstore.base import (
-    ErrorKind,
+from sessionstore.base import ObjectSessionStore
+from sessionstore.errors import StoreConfigError
+from sessionstore.provider import (
     ListedObject,
     ObjectInfo,
-    ObjectSessionStore,
     Page,
     StoredObject,
     StoreOptions,
+    _AccessDenied,
+    _Failed,
+    _Fault,
+    _NotFound,
+    _PreconditionFailed,
+    _Transient,
+    http_fault,
 )
-from sessionstore.errors import StoreConfigError
 
 __all__ = ["S3SessionStore"]
 
-_TRANSIENT_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "RequestTimeout",
-        "InternalError",
-        "ServiceUnavailable",
-        "ConditionalRequestConflict",
-        "OperationAborted",
-    }
-)
-_ACCESS_CODES = frozenset(
-    {
-        "AccessDenied",
-        "NoSuchBucket",
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "InvalidToken",
-        "AllAccessDisabled",
-        "AccountProblem",
-        "RequestTimeTooSkewed",  # a 403 that no retry fixes: the clock is wrong
-    }
-)
-_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
-_PRECONDITION_CODES = frozenset({"PreconditionFailed", "412"})
-_TRANSIENT_STATUS = frozenset({500, 502, 503, 504})
+#: S3 error codes whose meaning the HTTP status alone does not give.
+_CODES: dict[str, type[_Fault]] = {
+    **dict.fromkeys(
+        (
+            "SlowDown",
+            "Throttling",
+            "ThrottlingException",
+            "RequestTimeout",
+            "InternalError",
+            "ServiceUnavailable",
+            "ConditionalRequestConflict",
+            "OperationAborted",
+        ),
+        _Transient,
+    ),
+    **dict.fromkeys(
+        (
+            "AccessDenied",
+            "NoSuchBucket",
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "ExpiredToken",
+            "InvalidToken",
+            "AllAccessDisabled",
+            "AccountProblem",
+            "RequestTimeTooSkewed",  # a 403 that no retry fixes: the clock is wrong
+        ),
+        _AccessDenied,
+    ),
+    **dict.fromkeys(("NoSuchKey", "NotFound", "404"), _NotFound),
+    **dict.fromkeys(("PreconditionFailed", "412"), _PreconditionFailed),
+}
 _TRANSIENT_ERRORS = (
     EndpointConnectionError,
     ConnectionClosedError,
@@ -179,28 +189,20 @@ class S3SessionStore(ObjectSessionStore):
             self._client = None
             await stack.aclose()
 
-    def _classify(self, exc: Exception) -> ErrorKind:
+    def _classify(self, exc: Exception) -> type[_Fault]:
         if isinstance(exc, ClientError):
             code = str(exc.response.get("Error", {}).get("Code", ""))
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code in _ACCESS_CODES or status in (401, 403):
-                return ErrorKind.ACCESS
-            if code in _PRECONDITION_CODES or status == 412:
-                return ErrorKind.PRECONDITION
-            if code in _TRANSIENT_CODES or status in _TRANSIENT_STATUS or status == 429:
-                return ErrorKind.TRANSIENT
-            if code in _NOT_FOUND_CODES or status == 404:
-                return ErrorKind.NOT_FOUND
-            return ErrorKind.OTHER
+            return http_fault(status, code, _CODES)
         if isinstance(exc, _TRANSIENT_ERRORS):
-            return ErrorKind.TRANSIENT
+            return _Transient
         if isinstance(exc, NoCredentialsError):
-            return ErrorKind.ACCESS
+            return _AccessDenied
         # aiohttp's errors (ClientConnectionError, ServerDisconnectedError, payload
         # errors) reach us unwrapped when a connection breaks mid-body.
         if type(exc).__module__.startswith("aiohttp"):
-            return ErrorKind.TRANSIENT
-        return ErrorKind.OTHER
+            return _Transient
+        return _Failed
 
     def _error_detail(self, exc: Exception) -> str:
         if isinstance(exc, ClientError):
