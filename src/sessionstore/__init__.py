@@ -1,7 +1,8 @@
 """sessionstore: durable homes for AI-agent session snapshots.
 
-The cloud stores (``S3SessionStore``, ``GCSSessionStore``, ``AzureBlobSessionStore``)
-are imported on first access, so ``import sessionstore`` loads no cloud SDK.
+The cloud stores (``S3SessionStore``, ``GCSSessionStore``, ``AzureBlobSessionStore``,
+every store of :mod:`sessionstore.registry` that needs an extra) are imported on first
+access, so ``import sessionstore`` loads no cloud SDK.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sessionstore.errors import (
     StoreConfigError,
     StoreUnavailableError,
 )
+from sessionstore.registry import lazy_classes
 from sessionstore.retry import RetryPolicy
 from sessionstore.stores.file import FileSessionStore
 from sessionstore.stores.memory import MemorySessionStore
@@ -61,15 +63,11 @@ __all__ = [
     "open_store",
 ]
 
-_LAZY = {
-    "S3SessionStore": "sessionstore.stores.s3",
-    "GCSSessionStore": "sessionstore.stores.gcs",
-    "AzureBlobSessionStore": "sessionstore.stores.azure",
-}
+_LAZY = lazy_classes()
 
 
 def __getattr__(name: str) -> Any:
-    """Import a cloud store on first access (PEP 562)."""
+    """Import a cloud store on first access (PEP 562); the registry names them."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'sessionstore' has no attribute {name!r}")

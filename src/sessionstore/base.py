@@ -51,6 +51,7 @@ from sessionstore.provider import (
 )
 from sessionstore.retry import RetryPolicy
 from sessionstore.types import SessionInfo, SessionSnapshot, Versioned
+from sessionstore.urlparams import UrlParams
 
 __all__ = ["ObjectSessionStore"]
 
@@ -78,7 +79,7 @@ class ObjectSessionStore(ABC):
     #: The constructor argument a URL's host part fills (``"bucket"``), if any.
     url_location: ClassVar[str | None] = None
     #: Query parameters of this store's URLs beyond the common ones: name -> converter.
-    url_params: ClassVar[Mapping[str, Callable[[str], Any]]] = {}
+    url_params: ClassVar[UrlParams] = {}
     #: Query names that stand for another keyword (``{"region": "region_name"}``).
     url_aliases: ClassVar[Mapping[str, str]] = {}
 
@@ -107,22 +108,28 @@ class ObjectSessionStore(ABC):
         self._is_open = False
 
     @classmethod
-    def _url_arguments(cls, scheme: str, host: str, path: str, url: str) -> tuple[Any, ...]:
-        """The positional arguments a URL's host and path give (``url`` is query-free).
+    def _url_arguments(
+        cls, scheme: str, host: str, path: str, url: str
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Constructor arguments from a URL's host and path (``url`` is query-free).
 
-        With :attr:`url_location`, the host is that argument and the path (if any) is
-        the prefix, which the caller passes unless ``prefix`` is given otherwise.
+        With :attr:`url_location`, the host fills that argument and the path (if any)
+        is the prefix; without, the URL must name no location. Query parameters and
+        keyword options override what this returns.
+
+        Raises:
+            StoreConfigError: the host or path does not fit the store.
         """
         if cls.url_location is None:
             if host or path.strip("/"):
                 raise StoreConfigError(f"{scheme}:// takes no location, got {url!r}")
-            return ()
+            return (), {}
         if not host:
             raise StoreConfigError(
                 f"store URL {url!r} names no {cls.url_location}:"
                 f" use {scheme}://{cls.url_location.upper()}/prefix/"
             )
-        return (host,)
+        return (host,), ({"prefix": path.lstrip("/")} if path.strip("/") else {})
 
     # ------------------------------------------------------------------ primitives
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from sessionstore.base import ObjectSessionStore
 from sessionstore.errors import ConflictError, SessionStoreError, StoreConfigError
-from sessionstore.stores.memory import MemorySessionStore
 
 __all__ = ["CopyReport", "copy_sessions"]
 
@@ -34,13 +33,6 @@ class CopyReport:
     def done(self) -> int:
         """Sessions handled so far, whatever the outcome."""
         return self.copied + self.skipped + len(self.failures)
-
-
-def _identity(store: ObjectSessionStore) -> tuple[object, ...]:
-    if isinstance(store, MemorySessionStore):
-        return (id(store),)  # each memory store holds its own data
-    endpoint = getattr(store, "endpoint_url", None) or getattr(store, "account_url", None)
-    return type(store), store.location, store.prefix, endpoint
 
 
 async def _ids(source: ObjectSessionStore, ids: Iterable[str] | None) -> AsyncIterator[str]:
@@ -74,7 +66,7 @@ async def copy_sessions(
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    if delete_source and _identity(source) == _identity(destination):
+    if delete_source and source.place == destination.place:
         raise StoreConfigError(
             f"source and destination look like the same store ({source!r}): "
             "--delete-source would delete the only copy"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib
 import os
 import urllib.error
 import urllib.request
@@ -28,6 +27,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from sessionstore.registry import PROVIDERS
 
 try:  # async fixtures that work whatever the user's pytest-asyncio mode is
     from pytest_asyncio import fixture as _async_fixture
@@ -218,17 +219,10 @@ async def _factory(
             await store.aclose()
 
 
-_STORE_CLASSES = {
-    "s3": ("sessionstore.stores.s3", "S3SessionStore"),
-    "gcs": ("sessionstore.stores.gcs", "GCSSessionStore"),
-    "azure": ("sessionstore.stores.azure", "AzureBlobSessionStore"),
-}
-
-
 def emulator_store(provider: str, emulator: Emulator, **options: Any) -> ObjectSessionStore:
-    """A store of ``provider`` ("s3", "gcs" or "azure") on ``emulator``; options win."""
-    module, name = _STORE_CLASSES[provider]
-    cls = getattr(importlib.import_module(module), name)
+    """A store of ``provider`` (a scheme of the registry: "s3", "gcs", "azure") on
+    ``emulator``; options win."""
+    cls: Any = PROVIDERS[provider].load(provider)
     store: ObjectSessionStore = cls(emulator.bucket, **{**emulator.options, **options})
     return store
 

@@ -17,7 +17,7 @@ import importlib.util
 import inspect
 import os
 from collections.abc import Mapping
-from typing import Any, Unpack
+from typing import Any, ClassVar, Unpack
 from urllib.parse import urlsplit
 
 from azure.core import MatchConditions
@@ -50,6 +50,7 @@ from sessionstore.provider import (
     http_fault,
     redact,
 )
+from sessionstore.urlparams import UrlParams, text
 
 __all__ = ["AzureBlobSessionStore"]
 
@@ -153,6 +154,8 @@ class AzureBlobSessionStore(ObjectSessionStore):
     """
 
     provider = "azure"
+    url_location = "container"
+    url_params: ClassVar[UrlParams] = {"account_url": text, "encryption_scope": text}
 
     def __init__(
         self,
@@ -204,6 +207,11 @@ class AzureBlobSessionStore(ObjectSessionStore):
     def location(self) -> str:
         """``az://container``."""
         return f"az://{self.container}"
+
+    @property
+    def place(self) -> str:
+        """The account URL (if given), the container and the prefix."""
+        return f"{self.account_url or ''} {self.location}/{self.prefix}".lstrip()
 
     @property
     def client(self) -> ContainerClient | None:

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Unpack
+from typing import Any, Unpack
 
 from sessionstore.base import ObjectSessionStore
 from sessionstore.errors import StoreConfigError
@@ -70,6 +70,19 @@ class FileSessionStore(ObjectSessionStore):
         if not isinstance(root, str | os.PathLike) or not os.fspath(root):
             raise StoreConfigError(f"root must be a directory path, not {root!r}")
         self.root = Path(root).expanduser().absolute()
+
+    @classmethod
+    def _url_arguments(
+        cls, scheme: str, host: str, path: str, url: str
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """``file:///abs/dir`` or ``file:relative/dir``: the path is the root."""
+        if host not in ("", "localhost"):
+            raise StoreConfigError(
+                f"file URL {url!r} names host {host!r}; use file:///abs/path or file:relative/path"
+            )
+        if not path:
+            raise StoreConfigError(f"file URL {url!r} has no directory")
+        return (path,), {}
 
     @property
     def location(self) -> str:

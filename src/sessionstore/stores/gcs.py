@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar, Unpack
+from typing import Any, ClassVar, TypeVar, Unpack
 from urllib.parse import quote
 
 import requests
@@ -39,6 +39,7 @@ from sessionstore.provider import (
     _Transient,
     http_fault,
 )
+from sessionstore.urlparams import UrlParams, positive_int, seconds, text
 
 __all__ = ["GCSSessionStore"]
 
@@ -76,6 +77,13 @@ class GCSSessionStore(ObjectSessionStore):
     """
 
     provider = "gcs"
+    url_location = "bucket"
+    url_params: ClassVar[UrlParams] = {
+        "project": text,
+        "kms_key_name": text,
+        "max_workers": positive_int,
+        "timeout": seconds,
+    }
 
     def __init__(
         self,

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Unpack
+from typing import ClassVar, Unpack
 
 from sessionstore.base import ObjectSessionStore
 from sessionstore.errors import StoreConfigError
@@ -20,6 +20,7 @@ from sessionstore.provider import (
     _NotFound,
     _PreconditionFailed,
 )
+from sessionstore.urlparams import UrlParams, positive_int
 
 __all__ = ["MemorySessionStore"]
 
@@ -41,6 +42,7 @@ class MemorySessionStore(ObjectSessionStore):
     """
 
     provider = "memory"
+    url_params: ClassVar[UrlParams] = {"max_size": positive_int}
 
     def __init__(
         self, *, max_size: int | None = None, prefix: str = "", **options: Unpack[StoreOptions]
@@ -56,6 +58,11 @@ class MemorySessionStore(ObjectSessionStore):
     def location(self) -> str:
         """``memory://``."""
         return "memory://"
+
+    @property
+    def place(self) -> str:
+        """This store's own objects (stores sharing them share the place)."""
+        return f"memory://{id(self._objects):x}/{self.prefix}"
 
     def _entry(self, key: str) -> _Entry:
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from typing import Any, Unpack
+from typing import Any, ClassVar, Unpack
 
 import aioboto3
 from aiobotocore.config import AioConfig
@@ -40,6 +40,7 @@ from sessionstore.provider import (
     _Transient,
     http_fault,
 )
+from sessionstore.urlparams import UrlParams, positive_int, seconds, text
 
 __all__ = ["S3SessionStore"]
 
@@ -104,6 +105,18 @@ class S3SessionStore(ObjectSessionStore):
     """
 
     provider = "s3"
+    url_location = "bucket"
+    url_params: ClassVar[UrlParams] = {
+        "region": text,
+        "region_name": text,
+        "endpoint_url": text,
+        "sse": text,
+        "sse_kms_key_id": text,
+        "max_pool_connections": positive_int,
+        "connect_timeout": seconds,
+        "read_timeout": seconds,
+    }
+    url_aliases: ClassVar[Mapping[str, str]] = {"region": "region_name"}
 
     def __init__(
         self,
@@ -160,6 +173,11 @@ class S3SessionStore(ObjectSessionStore):
     def location(self) -> str:
         """``s3://bucket``."""
         return f"s3://{self.bucket}"
+
+    @property
+    def place(self) -> str:
+        """The endpoint (if not AWS's), the bucket and the prefix."""
+        return f"{self.endpoint_url or ''} {self.location}/{self.prefix}".lstrip()
 
     @property
     def client(self) -> Any:
