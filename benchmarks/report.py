@@ -11,7 +11,7 @@ from benchmarks.ops import Cell
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: What DESIGN §8 promises; the table shows what was counted next to it.
+#: What docs/DESIGN.md ("Performance") promises; the table shows what was counted next to it.
 EXPECTED_REQUESTS = {
     "save": "1",
     "save (reject_stale, new)": "2",

@@ -1,4 +1,4 @@
-"""Serialization, compression and the size guard (DESIGN §3).
+"""Serialization, compression and the size guard (docs/DESIGN.md, "Storage format").
 
 The body of an object is the snapshot serialized by a :class:`Serializer` (JSON by
 default), optionally compressed with gzip or zstd. The codec is recorded in the

@@ -1,4 +1,4 @@
-"""Session id <-> object key (DESIGN §3).
+"""Session id <-> object key (docs/DESIGN.md, "Storage format").
 
 A key is ``prefix + encode(session_id) + ".json"``. ``encode`` percent-encodes every
 byte of the UTF-8 id outside ``A-Z a-z 0-9 - _ . ~``, and also ``.`` and ``..`` when
