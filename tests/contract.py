@@ -14,7 +14,7 @@ import base64
 import math
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -450,12 +450,28 @@ class TtlContract:
         assert await store.list() == []
 
 
+#: Hooks a store's SDK client; the returned ``log()`` lists the requests sent since.
+CountRequests = Callable[[ObjectSessionStore], Awaitable[Callable[[], list[str]]]]
+
+
 class RequestCountContract:
     """One request per operation, counted at the store's HTTP layer (cloud stores).
 
-    Needs a fixture ``counted_store``: an async factory ``(**options) -> (store, log)``
-    whose ``log()`` lists the HTTP requests the store has sent so far.
+    Needs ``count_requests`` (a :data:`CountRequests`, as a staticmethod) and the
+    ``make_store`` fixture; every cloud's test file has the same shape.
     """
+
+    count_requests: CountRequests
+
+    @pytest.fixture
+    def counted_store(self, make_store: MakeStore) -> Any:
+        """An async factory ``(**options) -> (store, log)``."""
+
+        async def make(**options: Any) -> Any:
+            store = make_store(**options)
+            return store, await type(self).count_requests(store)
+
+        return make
 
     async def test_one_request_per_operation(self, counted_store: Any) -> None:
         store, log = await counted_store()

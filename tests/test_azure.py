@@ -17,6 +17,7 @@ from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
 from sessionstore import (
+    ObjectSessionStore,
     RetryPolicy,
     SessionStoreError,
     StoreAccessError,
@@ -31,17 +32,23 @@ from tests.reliability.faultproxy import FaultProxy
 from tests.reliability.scenario import upstream_of
 
 
+async def count_requests(store: ObjectSessionStore) -> Callable[[], list[str]]:
+    """Record every HTTP request of the client the store built (its request hook)."""
+    await store._ensure_open()
+    sent: list[str] = []
+    for runner in store.client._pipeline._impl_policies:  # type: ignore[attr-defined]
+        policy = getattr(runner, "_policy", runner)
+        if type(policy).__name__ == "StorageRequestHook":
+            policy._request_callback = lambda r: sent.append(r.http_request.method)
+    return lambda: sent
+
+
 class TestAzureStore(StoreContract, RequestCountContract):
     @pytest.fixture
     def make_store(self, make_azure_store: MakeStore) -> MakeStore:
         return make_azure_store
 
-    @pytest.fixture
-    def counted_store(self, counted: Callable[..., "Counted"]) -> Any:
-        async def make(**options: Any) -> Any:
-            return counted(**options)
-
-        return make
+    count_requests = staticmethod(count_requests)
 
 
 Counted = tuple[AzureBlobSessionStore, Callable[[], list[str]]]

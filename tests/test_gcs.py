@@ -17,6 +17,16 @@ from sessionstore.testing import Emulator
 from tests.contract import MakeStore, RequestCountContract, StoreContract, snapshot
 
 
+async def count_requests(store: ObjectSessionStore) -> Callable[[], list[str]]:
+    """Record every HTTP request of the store's client (a requests response hook)."""
+    await store._ensure_open()
+    sent: list[str] = []
+    store.client._http.hooks["response"].append(  # type: ignore[attr-defined]
+        lambda r, *a, **k: sent.append(f"{r.request.method} {r.request.url}")
+    )
+    return lambda: sent
+
+
 class TestGCSStore(StoreContract, RequestCountContract):
     # fake-gcs-server does not enforce ifGenerationMatch on deletes
     # (docs/DESIGN.md, "The local cloud").
@@ -26,26 +36,10 @@ class TestGCSStore(StoreContract, RequestCountContract):
     def make_store(self, make_gcs_store: MakeStore) -> MakeStore:
         return make_gcs_store
 
-    @pytest.fixture
-    def counted_store(self, make_gcs_store: MakeStore) -> Any:
-        async def make(**options: Any) -> Any:
-            store = make_gcs_store(**options)
-            return store, await count_requests(store)
-
-        return make
+    count_requests = staticmethod(count_requests)
 
 
 LATENCY = 0.5  # seconds: a slow round trip, so that a stalled loop shows
-
-
-async def count_requests(store: ObjectSessionStore) -> Callable[[], list[str]]:
-    """Record every HTTP request of the store's client (a requests response hook)."""
-    await store._ensure_open()
-    sent: list[str] = []
-    store.client._http.hooks["response"].append(  # type: ignore[attr-defined]
-        lambda r, *a, **k: sent.append(f"{r.request.method} {r.request.url}")
-    )
-    return lambda: sent
 
 
 async def test_event_loop_stays_responsive(make_gcs_store: MakeStore) -> None:

@@ -13,6 +13,18 @@ from sessionstore.testing import Emulator
 from tests.contract import MakeStore, RequestCountContract, StoreContract, snapshot
 
 
+async def count_requests(store: ObjectSessionStore) -> Callable[[], list[str]]:
+    """Record every HTTP request the store's botocore client sends."""
+    await store._ensure_open()
+    sent: list[str] = []
+
+    def before_send(request: Any, **_: Any) -> None:
+        sent.append(request.method)
+
+    store.client.meta.events.register("before-send.s3", before_send)  # type: ignore[attr-defined]
+    return lambda: sent
+
+
 class TestS3Store(StoreContract, RequestCountContract):
     # LocalStack 4.13 answers If-Match on DeleteObject with 501 (AWS has it since 2025-09).
     conditional_deletes = "refused"
@@ -21,25 +33,7 @@ class TestS3Store(StoreContract, RequestCountContract):
     def make_store(self, make_s3_store: MakeStore) -> MakeStore:
         return make_s3_store
 
-    @pytest.fixture
-    def counted_store(self, make_s3_store: MakeStore) -> Any:
-        async def make(**options: Any) -> Any:
-            store = make_s3_store(**options)
-            await store._ensure_open()
-            return store, count_requests(store)
-
-        return make
-
-
-def count_requests(store: ObjectSessionStore) -> Callable[[], list[str]]:
-    """Record every HTTP request the store's botocore client sends."""
-    sent: list[str] = []
-
-    def before_send(request: Any, **_: Any) -> None:
-        sent.append(request.method)
-
-    store.client.meta.events.register("before-send.s3", before_send)  # type: ignore[attr-defined]
-    return lambda: sent
+    count_requests = staticmethod(count_requests)
 
 
 async def test_sse_is_passed_through(make_s3_store: MakeStore) -> None:
@@ -64,7 +58,7 @@ async def test_sse_is_passed_through(make_s3_store: MakeStore) -> None:
 
 async def test_missing_bucket_is_an_access_error_at_once(localstack_s3: Emulator) -> None:
     async with S3SessionStore("no-such-bucket-sessionstore", **localstack_s3.options) as store:
-        sent = count_requests(store)
+        sent = await count_requests(store)
         started = time.monotonic()
         with pytest.raises(StoreAccessError, match="no-such-bucket-sessionstore") as info:
             await store.save("s", snapshot())
