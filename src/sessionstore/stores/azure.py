@@ -17,7 +17,7 @@ import importlib.util
 import inspect
 import os
 from collections.abc import Mapping
-from typing import Any, ClassVar, Unpack
+from typing import Any, ClassVar, Unpack, cast
 from urllib.parse import urlsplit
 
 from azure.core import MatchConditions
@@ -33,7 +33,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobProperties, ContentSettings
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
-from sessionstore.base import ObjectSessionStore
+from sessionstore.clients import ClientStore
 from sessionstore.errors import StoreConfigError
 from sessionstore.provider import (
     ListedObject,
@@ -126,7 +126,7 @@ def _check_options(
         )
 
 
-class AzureBlobSessionStore(ObjectSessionStore):
+class AzureBlobSessionStore(ClientStore):
     """Sessions in an Azure Blob Storage container (or Azurite).
 
     Credentials, in order: ``client``; ``connection_string``; ``account_url`` with
@@ -198,10 +198,7 @@ class AzureBlobSessionStore(ObjectSessionStore):
         self._connection_string = connection_string
         self._credential = credential
         self._owned_credential: Any = None
-        self._injected = client
-        self._client: ContainerClient | None = (
-            client if isinstance(client, ContainerClient) else None
-        )
+        self._use_client(client)
 
     @property
     def location(self) -> str:
@@ -216,13 +213,14 @@ class AzureBlobSessionStore(ObjectSessionStore):
     @property
     def client(self) -> ContainerClient | None:
         """The aio ``ContainerClient`` in use (None before first use unless injected)."""
-        return self._client
+        return self._client if isinstance(self._client, ContainerClient) else None
 
-    async def _open(self) -> None:
-        if isinstance(self._injected, BlobServiceClient):
-            self._client = self._injected.get_container_client(self.container)
-        if self._injected is not None:
-            return
+    def _adopt(self, injected: Any) -> ContainerClient:
+        if isinstance(injected, BlobServiceClient):
+            return injected.get_container_client(self.container)
+        return cast(ContainerClient, injected)
+
+    async def _build_client(self) -> ContainerClient:
         limit = self._codec.max_snapshot_bytes
         kwargs: dict[str, Any] = {
             "retry_total": 0,
@@ -236,28 +234,28 @@ class AzureBlobSessionStore(ObjectSessionStore):
             credential = self._owned_credential = identity.DefaultAzureCredential()
         try:
             if self._connection_string:
-                self._client = ContainerClient.from_connection_string(
+                return ContainerClient.from_connection_string(
                     self._connection_string, self.container, credential=credential, **kwargs
                 )
-            else:
-                self._client = ContainerClient(
-                    str(self._account_url), self.container, credential=credential, **kwargs
-                )
+            return ContainerClient(
+                str(self._account_url), self.container, credential=credential, **kwargs
+            )
         except ValueError as exc:  # a malformed connection string, a token over http, ...
-            await self._close()
+            await self._close_credential()
             # Not chained: the SDK's text may quote the URL, and so a SAS token.
             raise StoreConfigError(
                 f"azure {self.location}: the SDK refused the connection settings"
                 f" ({redact(str(exc))})"
             ) from None
 
+    async def _close_client(self, client: Any) -> None:
+        await client.close()
+
     async def _close(self) -> None:
-        if self._injected is None:
-            client, self._client = self._client, None
-            if client is not None:
-                await client.close()
-        elif isinstance(self._injected, BlobServiceClient):
-            self._client = None  # a view on the injected client's pipeline: nothing to close
+        await super()._close()
+        await self._close_credential()
+
+    async def _close_credential(self) -> None:
         credential, self._owned_credential = self._owned_credential, None
         if credential is not None:
             await credential.close()
@@ -295,7 +293,7 @@ class AzureBlobSessionStore(ObjectSessionStore):
 
     def _container(self) -> ContainerClient:
         assert self._client is not None, "the store is not open"
-        return self._client
+        return cast(ContainerClient, self._client)
 
     async def _put(
         self,

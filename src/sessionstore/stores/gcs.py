@@ -24,7 +24,7 @@ from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 from google.cloud import storage
 
-from sessionstore.base import ObjectSessionStore
+from sessionstore.clients import ClientStore
 from sessionstore.errors import StoreConfigError
 from sessionstore.provider import (
     ListedObject,
@@ -59,7 +59,7 @@ _ACCESS_ERRORS = (
 )
 
 
-class GCSSessionStore(ObjectSessionStore):
+class GCSSessionStore(ClientStore):
     """Sessions in a GCS bucket (or fake-gcs-server via ``STORAGE_EMULATOR_HOST``).
 
     Args:
@@ -109,8 +109,7 @@ class GCSSessionStore(ObjectSessionStore):
         self.max_workers = max_workers
         self.timeout = timeout
         self._credentials = credentials
-        self._injected = client
-        self._client: Any = client
+        self._use_client(client)
         self._bucket: Any = None
         self._pool: ThreadPoolExecutor | None = None
 
@@ -119,23 +118,20 @@ class GCSSessionStore(ObjectSessionStore):
         """``gs://bucket``."""
         return f"gs://{self.bucket}"
 
-    @property
-    def client(self) -> Any:
-        """The ``storage.Client`` in use (None before first use unless injected)."""
-        return self._client
-
     async def _open(self) -> None:
         self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="sessionstore-gcs")
         try:
-            if self._injected is None:
-                self._client = await self._run(self._build_client)
+            await super()._open()
         except BaseException:  # e.g. no credentials: the next call opens a new pool
             pool, self._pool = self._pool, None
             pool.shutdown(wait=False)
             raise
         self._bucket = self._client.bucket(self.bucket)
 
-    def _build_client(self) -> Any:
+    async def _build_client(self) -> Any:
+        return await self._run(self._new_client)
+
+    def _new_client(self) -> Any:
         client = storage.Client(project=self.project, credentials=self._credentials)
         # google-cloud-storage >= 3.16 fetches each bucket's metadata in a background
         # thread on first use, for tracing attributes: one more billed request per cold
@@ -150,11 +146,12 @@ class GCSSessionStore(ObjectSessionStore):
         client._http.mount("http://", adapter)
         return client
 
+    async def _close_client(self, client: Any) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._pool, client.close)
+
     async def _close(self) -> None:
+        await super()._close()
         pool, self._pool = self._pool, None
-        if self._injected is None and self._client is not None:
-            client, self._client = self._client, None
-            await asyncio.get_running_loop().run_in_executor(pool, client.close)
         if pool is not None:
             pool.shutdown(wait=True)
 

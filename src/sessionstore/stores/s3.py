@@ -24,7 +24,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from sessionstore.base import ObjectSessionStore
+from sessionstore.clients import ClientStore
 from sessionstore.errors import StoreConfigError
 from sessionstore.provider import (
     ListedObject,
@@ -86,7 +86,7 @@ _TRANSIENT_ERRORS = (
 )
 
 
-class S3SessionStore(ObjectSessionStore):
+class S3SessionStore(ClientStore):
     """Sessions in an S3 bucket (or LocalStack, MinIO, any S3-compatible service).
 
     Args:
@@ -165,8 +165,7 @@ class S3SessionStore(ObjectSessionStore):
             response_checksum_validation="when_required",
         )
         self._session = session
-        self._injected = client
-        self._client: Any = client
+        self._use_client(client)
         self._stack: contextlib.AsyncExitStack | None = None
 
     @property
@@ -179,18 +178,11 @@ class S3SessionStore(ObjectSessionStore):
         """The endpoint (if not AWS's), the bucket and the prefix."""
         return f"{self.endpoint_url or ''} {self.location}/{self.prefix}".lstrip()
 
-    @property
-    def client(self) -> Any:
-        """The aioboto3 S3 client in use (None before first use unless injected)."""
-        return self._client
-
-    async def _open(self) -> None:
-        if self._injected is not None:
-            return
+    async def _build_client(self) -> Any:
         stack = contextlib.AsyncExitStack()
         session = self._session or aioboto3.Session()
         kwargs = {k: v for k, v in self._credentials.items() if v is not None}
-        self._client = await stack.enter_async_context(
+        client = await stack.enter_async_context(
             session.client(
                 "s3",
                 endpoint_url=self.endpoint_url,
@@ -200,11 +192,11 @@ class S3SessionStore(ObjectSessionStore):
             )
         )
         self._stack = stack
+        return client
 
-    async def _close(self) -> None:
-        if self._stack is not None:
-            stack, self._stack = self._stack, None
-            self._client = None
+    async def _close_client(self, client: Any) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
             await stack.aclose()
 
     def _classify(self, exc: Exception) -> type[_Fault]:
