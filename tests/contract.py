@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import enum
 import math
 import os
 import random
+from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -54,6 +57,27 @@ WEIRD_IDS = [
     "\\backslash",
 ]
 INVALID_IDS: list[Any] = ["", None, 42, b"bytes", "\udc00lone-surrogate", "x" * 2000]
+
+
+def _self_containing() -> dict[str, Any]:
+    snap: dict[str, Any] = {"timeline": [{"kind": "message"}]}
+    snap["timeline"][0]["parent"] = snap
+    return snap
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    snap: dict[str, Any] = {}
+    for _ in range(depth):
+        snap = {"d": snap}
+    return snap
+
+
+class Mood(enum.StrEnum):
+    CALM = "calm"
+
+
+class Priority(enum.IntEnum):
+    HIGH = 3
 
 
 def snapshot(session_id: str = "s", tick: int = 1, **extra: Any) -> dict[str, Any]:
@@ -222,8 +246,11 @@ class EncodingContract:
             {"x": object()},
             ["not", "an", "object"],
             "a string",
+            _self_containing(),
+            _nested(300),
+            {"x": OrderedDict(y=[math.nan])},
         ],
-        ids=repr,
+        ids=lambda bad: repr(bad)[:40],
     )
     async def test_unencodable_snapshot_writes_nothing(
         self, store: ObjectSessionStore, bad: Any
@@ -235,6 +262,23 @@ class EncodingContract:
             await store.save("new", bad)
         assert await store.load("keep") == snapshot(tick=7)
         assert await store.list() == ["keep"]
+
+    async def test_mappings_and_subclasses_are_stored_as_plain_json(
+        self, store: ObjectSessionStore
+    ) -> None:
+        snap = OrderedDict(
+            tick=Priority.HIGH,
+            comState=defaultdict(list, mood=[Mood.CALM], nested=OrderedDict(p=Priority.HIGH)),
+            dataCache=MappingProxyType({Mood.CALM: 0.5}),
+        )
+        await store.save("s", snap)
+        loaded = await store.load("s")
+        assert loaded == {
+            "tick": 3,
+            "comState": {"mood": ["calm"], "nested": {"p": 3}},
+            "dataCache": {"calm": 0.5},
+        }
+        assert type(loaded["tick"]) is int and type(loaded["comState"]["mood"][0]) is str
 
     @pytest.mark.parametrize(
         "body",

@@ -55,8 +55,11 @@ class Serializer(Protocol):
 class JsonSerializer:
     """UTF-8 JSON, exactly what ``JSON.parse`` reads back (the default serializer).
 
-    Refuses NaN and Infinity, non-``str`` keys, lone surrogates and every type that is
-    not ``dict``, ``list``/``tuple``, ``str``, ``int``, ``float``, ``bool`` or ``None``.
+    Any ``Mapping`` is a JSON object, any ``list``/``tuple`` an array, and a subclass
+    of ``str``, ``int`` or ``float`` (a ``StrEnum``, an ``IntEnum``, ...) its plain
+    value, at every depth. Refuses NaN and Infinity, non-``str`` keys, lone
+    surrogates, a snapshot that contains itself, nesting deeper than 254 levels and
+    every other type.
     """
 
     content_type = "application/json"
@@ -65,13 +68,21 @@ class JsonSerializer:
         """Return the compact UTF-8 JSON of ``obj``.
 
         Raises:
-            ValueError: ``obj`` holds NaN/Infinity, a non-JSON type or a non-str key,
-                with the path of the offending value in the message.
+            ValueError: ``obj`` holds NaN/Infinity, a non-JSON type, a non-str key or
+                itself, or nests too deeply, with the path of the offending value in
+                the message.
         """
-        _check_json(obj)
         try:
-            return orjson.dumps(obj)
-        except (orjson.JSONEncodeError, TypeError) as exc:
+            raw = orjson.dumps(obj)
+        except TypeError:  # orjson.JSONEncodeError: a cycle, a depth or a type it refuses
+            raw = None
+        # orjson bounds the depth (so the walk below ends) but writes NaN as null and
+        # accepts types JSON has not: the one-pass check says whether obj is plain JSON.
+        if raw is not None and _is_plain(obj):
+            return raw
+        try:
+            return orjson.dumps(_plain(obj, ("snapshot",), set()))
+        except TypeError as exc:  # an int over 64 bits, a lone surrogate
             raise ValueError(str(exc)) from exc
 
     def loads(self, data: bytes) -> Any:
@@ -83,8 +94,15 @@ class JsonSerializer:
         return orjson.loads(data)
 
 
-def _check_json(obj: Any) -> None:
-    """Walk ``obj`` once and raise ValueError on anything JSON cannot hold exactly."""
+#: orjson's nesting limit: 254 objects or arrays, one inside the other.
+_MAX_DEPTH = 254
+
+
+def _is_plain(obj: Any) -> bool:
+    """Whether ``obj`` holds only exact JSON types and finite floats (one pass).
+
+    Only called on what orjson serialized, so it has no cycle and a bounded depth.
+    """
     stack = [obj]
     pop, extend = stack.pop, stack.extend
     while stack:
@@ -94,33 +112,75 @@ def _check_json(obj: Any) -> None:
             continue
         if kind is float:
             if not math.isfinite(value):
-                _raise_at(obj)
+                return False
         elif kind is dict:
             for k in value:
                 if type(k) is not str:
-                    _raise_at(obj)
+                    return False
             extend(value.values())
         elif kind is list or kind is tuple:
             extend(value)
         else:
-            _raise_at(obj)
+            return False
+    return True
 
 
-def _raise_at(obj: Any, path: str = "snapshot") -> None:
-    """Find the first value JSON cannot hold and raise ValueError naming its path."""
-    kind = type(obj)
-    if kind is float and not math.isfinite(obj):
-        raise ValueError(f"{path} is {obj!r}, which JSON cannot represent")
-    if kind is dict:
-        for k, v in obj.items():
-            if type(k) is not str:
-                raise ValueError(f"{path} has a key of type {type(k).__name__}; JSON keys are str")
-            _raise_at(v, f"{path}[{k!r}]")
-    elif kind is list or kind is tuple:
-        for i, v in enumerate(obj):
-            _raise_at(v, f"{path}[{i}]")
-    elif not (kind is str or kind is int or kind is bool or obj is None or kind is float):
-        raise ValueError(f"{path} is a {kind.__name__}, which is not a JSON type")
+_Path = tuple[Any, ...]  # ("snapshot",) then (parent, key) pairs: formatted only on error
+
+
+def _where(path: _Path) -> str:
+    keys: list[str] = []
+    while len(path) == 2:
+        path, key = path
+        keys.append(f"[{key!r}]")
+    return "snapshot" + "".join(reversed(keys))
+
+
+def _plain(value: Any, path: _Path, active: set[int]) -> Any:
+    """A copy of ``value`` in exact JSON types; ValueError naming the path otherwise.
+
+    ``active`` holds the ids of the containers being copied (the path from the top),
+    so a container met again inside itself is a cycle, refused at once.
+    """
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if isinstance(value, float):
+        number = float.__float__(value)
+        if not math.isfinite(number):
+            raise ValueError(f"{_where(path)} is {number!r}, which JSON cannot represent")
+        return number
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, Mapping | list | tuple):
+        if id(value) in active:
+            raise ValueError(f"{_where(path)} contains itself (a cycle); JSON is a tree")
+        if len(active) >= _MAX_DEPTH:
+            raise ValueError(f"snapshot nests more than {_MAX_DEPTH} objects or arrays deep")
+        active.add(id(value))
+        try:
+            if isinstance(value, Mapping):
+                return _plain_object(value, path, active)
+            return [_plain(v, (path, i), active) for i, v in enumerate(value)]
+        finally:
+            active.discard(id(value))
+    raise ValueError(f"{_where(path)} is a {kind.__name__}, which is not a JSON type")
+
+
+def _plain_object(value: Mapping[Any, Any], path: _Path, active: set[int]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        if not isinstance(k, str):
+            raise ValueError(
+                f"{_where(path)} has a key of type {type(k).__name__}; JSON keys are str"
+            )
+        key = str.__str__(k)
+        if key in out:
+            raise ValueError(f"{_where(path)} has the key {key!r} twice")
+        out[key] = _plain(v, (path, key), active)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
