@@ -3,7 +3,8 @@
 Ids stream from the source's listing page by page into a bounded queue; ``concurrency``
 workers copy one session each at a time, so at most ``concurrency`` snapshots are in
 memory. A session already identical at the destination is skipped (so an interrupted
-copy resumes where it stopped); every copy is read back and compared before it counts,
+copy resumes where it stopped); every copy is read back and compared before it counts
+(type-exact: ``true`` is not ``1``, ``1`` is not ``1.0``, as JSON writes them),
 and a source session is deleted (with ``delete_source``) only after that check, and
 only if it is still at the version that was copied.
 """
@@ -11,11 +12,18 @@ only if it is still at the version that was copied.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sessionstore.base import ObjectSessionStore
-from sessionstore.errors import ConflictError, SessionStoreError, StoreConfigError
+from sessionstore.errors import (
+    ConflictError,
+    SessionStoreError,
+    StaleSnapshotError,
+    StoreConfigError,
+)
 
 __all__ = ["CopyReport", "copy_sessions"]
 
@@ -33,6 +41,23 @@ class CopyReport:
     def done(self) -> int:
         """Sessions handled so far, whatever the outcome."""
         return self.copied + self.skipped + len(self.failures)
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Whether ``a`` and ``b`` would be written as the same JSON.
+
+    Unlike ``==``, types must match at every depth: ``True`` is not ``1`` and ``1`` is
+    not ``1.0`` (nor ``0.0`` ``-0.0``). Key order does not matter.
+    """
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_json(v, b[k]) for k, v in a.items())
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(map(_same_json, a, b))
+    if isinstance(a, float):
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+    return bool(a == b)
 
 
 async def _ids(source: ObjectSessionStore, ids: Iterable[str] | None) -> AsyncIterator[str]:
@@ -79,15 +104,18 @@ async def copy_sessions(
         if got is None:
             report.failures.append((session_id, "not found in the source"))
             return
-        if await destination.load(session_id) == got.snapshot:
+        if _same_json(await destination.load(session_id), got.snapshot):
             report.skipped += 1
         else:
             try:
                 await destination.save(session_id, got.snapshot, if_absent=if_absent)
+            except StaleSnapshotError as exc:  # the sides differ: not a skip
+                report.failures.append((session_id, str(exc)))
+                return
             except ConflictError:
                 report.skipped += 1  # --if-absent: the destination keeps its own
                 return
-            if await destination.load(session_id) != got.snapshot:
+            if not _same_json(await destination.load(session_id), got.snapshot):
                 report.failures.append((session_id, "the copy read back differs"))
                 return
             report.copied += 1

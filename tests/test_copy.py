@@ -1,0 +1,39 @@
+"""copy_sessions between real stores: what counts as identical, what counts as failed."""
+
+from pathlib import Path
+
+from sessionstore import FileSessionStore, MemorySessionStore
+from sessionstore.copy import copy_sessions
+from tests.contract import snapshot
+
+
+async def test_true_1_and_1_0_are_not_the_same_session(tmp_path: Path) -> None:
+    src, dst = FileSessionStore(tmp_path / "src"), FileSessionStore(tmp_path / "dst")
+    cases = {
+        "bool": ({"approved": True, "ratio": 1.0}, {"approved": 1, "ratio": 1}),
+        "float": ({"ratio": 1.0}, {"ratio": 1}),
+        "zero": ({"x": [0.0]}, {"x": [-0.0]}),
+        "nested": ({"a": {"b": [False]}}, {"a": {"b": [0]}}),
+    }
+    for session_id, (theirs, ours) in cases.items():
+        await src.save(session_id, theirs)
+        await dst.save(session_id, ours)
+    await src.save("same", {"b": 1, "a": [1.5, True]})
+    await dst.save("same", {"a": [1.5, True], "b": 1})  # key order does not matter
+    report = await copy_sessions(src, dst, delete_source=True)
+    assert (report.copied, report.skipped, report.failures) == (4, 1, [])
+    for session_id, (theirs, _) in cases.items():
+        copied = await dst.load(session_id)
+        assert copied == theirs and repr(copied) == repr(theirs)
+    assert await src.list() == []
+
+
+async def test_a_stale_destination_is_a_failure_and_keeps_the_source() -> None:
+    src, dst = MemorySessionStore(), MemorySessionStore(reject_stale=True)
+    await src.save("s", snapshot(tick=3))
+    await dst.save("s", snapshot(tick=9))
+    report = await copy_sessions(src, dst, delete_source=True)
+    assert (report.copied, report.skipped, report.deleted) == (0, 0, 0)
+    assert [session_id for session_id, _ in report.failures] == ["s"]
+    assert "older than the stored tick 9" in report.failures[0][1]
+    assert await src.load("s") == snapshot(tick=3)
