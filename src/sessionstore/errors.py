@@ -4,7 +4,7 @@ Every error a store raises is a :class:`SessionStoreError`::
 
     SessionStoreError
     ├── InvalidSessionIdError      (also ValueError)   bad id; no request made
-    ├── SnapshotEncodeError        (also ValueError)   not JSON / too large; nothing written
+    ├── SnapshotEncodeError        (also ValueError)   not a JSON object; nothing written
     ├── SnapshotDecodeError                            stored bytes are not a snapshot
     ├── SnapshotTooLargeError                          over max_snapshot_bytes (save or load)
     ├── ConflictError                                  if_version / if_absent failed
@@ -46,7 +46,7 @@ class InvalidSessionIdError(SessionStoreError, ValueError):
 
 
 class SnapshotEncodeError(SessionStoreError, ValueError):
-    """The snapshot cannot be stored: not a JSON object, NaN/Infinity, a non-JSON type.
+    """The snapshot is not JSON: not an object, NaN/Infinity, a non-JSON type, a cycle.
 
     Raised before any request is made, so nothing is written.
     """
