@@ -61,6 +61,24 @@ def test_put_validates_before_writing(url: str) -> None:
     assert run("ls", url).stdout == ""
 
 
+def test_hostile_values_are_clear_errors_with_exit_2(url: str) -> None:
+    deep = run("put", url, "s", stdin="[" * 100_000)
+    huge = run("purge-expired", url, "--ttl", "99999999999d")
+    zero = run("purge-expired", url, "--ttl", "0")
+    query = run("ls", "memory://?ttl=1e15")
+    too_deep = run("put", url, "s", stdin='{"a": ' + "[" * 300 + "]" * 300 + "}")
+    for result, message in [
+        (deep, "nests too deeply"),
+        (too_deep, "nests more than 254"),
+        (huge, "the longest ttl is 999999999d"),
+        (zero, "longer than 0"),
+        (query, "bad value for parameter 'ttl'"),
+    ]:
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr and "Traceback" not in result.stderr
+    assert run("ls", url).stdout == ""
+
+
 def test_purge_expired(url: str, tmp_path: Path) -> None:
     run("put", url, "old", stdin=json.dumps(snapshot()))
     old = tmp_path / "store" / "old.json"

@@ -64,10 +64,29 @@ def test_bad_urls(url: str, message: str) -> None:
         open_store(url)
 
 
-def test_query_values_are_never_echoed() -> None:
+@pytest.mark.parametrize(
+    "query",
+    ["sig", "max_size", "ttl", "retry_attempts", "retry_deadline", "compress_min_bytes"],
+)
+def test_query_values_are_never_echoed(query: str) -> None:
     with pytest.raises(StoreConfigError) as info:
-        open_store("memory://?sig=SECRET-SIG-VALUE")
-    assert "SECRET-SIG-VALUE" not in str(info.value)
+        open_store(f"memory://?{query}=SECRET-VALUE")
+    assert "SECRET-VALUE" not in str(info.value)
+
+
+@pytest.mark.parametrize("ttl", ["1e15", "inf", "-inf", "nan", "1" * 400, "0"])
+def test_ttl_out_of_range_is_a_config_error(ttl: str) -> None:
+    with pytest.raises(StoreConfigError, match="bad value for parameter 'ttl'"):
+        open_store(f"memory://?ttl={ttl}")
+    if ttl != "1e15":  # a long deadline is fine; an infinite one is not a number of seconds
+        with pytest.raises(StoreConfigError, match="retry_deadline"):
+            open_store(f"memory://?retry_deadline={ttl}")
+
+
+@pytest.mark.parametrize("url", ["file:/tmp/my#sessions", "memory://#x", "file:/d?ttl=5#"])
+def test_a_fragment_is_refused(url: str) -> None:
+    with pytest.raises(StoreConfigError, match="%23"):
+        open_store(url)
 
 
 def test_bad_keyword_option() -> None:

@@ -2,8 +2,8 @@
 
 Every command takes store URLs as :func:`sessionstore.open_store` does (``s3://``,
 ``gs://``, ``az://``, ``file:``, ``memory://``). Exit codes: 0 ok; 1 some sessions
-failed or were not found; 2 a usage or configuration error; 3 access refused
-(credentials, missing bucket); 4 the store is unavailable.
+failed or were not found; 2 a usage or configuration error (a bad id or snapshot too);
+3 access refused (credentials, missing bucket); 4 the store is unavailable.
 """
 
 from __future__ import annotations

@@ -62,7 +62,13 @@ def _parse_ttl(text: str) -> timedelta:
     if not match:
         raise click.BadParameter(f"{text!r}: use seconds or a number with s, m, h or d (30d)")
     unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
-    return timedelta(seconds=float(match.group(1)) * unit)
+    try:
+        ttl = timedelta(seconds=float(match.group(1)) * unit)
+    except OverflowError:
+        raise click.BadParameter(f"{text!r}: the longest ttl is {timedelta.max.days}d") from None
+    if ttl <= timedelta(0):
+        raise click.BadParameter(f"{text!r}: the ttl must be longer than 0")
+    return ttl
 
 
 def _no_constant(name: str) -> Any:
@@ -171,6 +177,8 @@ def put(url: str, session_id: str, file: Any, if_absent: bool) -> None:
         snapshot = json.loads(file.read(), parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         _fail(f"{file.name} is not JSON: {exc}", 2)
+    except RecursionError:
+        _fail(f"{file.name} nests too deeply to be a snapshot", 2)
     if not isinstance(snapshot, dict):
         _fail(f"{file.name} holds a JSON {type(snapshot).__name__}, not an object", 2)
 

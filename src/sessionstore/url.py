@@ -56,6 +56,11 @@ def open_store(url: str | None = None, **options: Any) -> ObjectSessionStore:
     if not isinstance(url, str):
         raise StoreConfigError(f"store URL must be a str, not {type(url).__name__}")
     parts = urlsplit(url)
+    if "#" in url:  # file:/tmp/my#sessions would silently open /tmp/my
+        raise StoreConfigError(
+            f"store URL {_safe(url)!r} has a '#' fragment, which names no store:"
+            " write a '#' in a path or prefix as %23"
+        )
     provider = PROVIDERS.get(parts.scheme.lower())
     if provider is None:
         known = ", ".join(f"{name}://" for name in PROVIDERS)

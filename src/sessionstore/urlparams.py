@@ -2,14 +2,16 @@
 
 A store declares its own parameters next to its constructor
 (``url_params = {"timeout": seconds, ...}``); :func:`sessionstore.open_store` adds
-these common ones. A converter raises ValueError with what it expected.
+these common ones. A converter raises ValueError with what it expected, never with
+the value (it may be a secret).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "COMMON",
@@ -22,6 +24,8 @@ __all__ = [
     "text",
     "ttl",
 ]
+
+T = TypeVar("T")
 
 #: What a store declares as ``url_params``: query name -> converter.
 UrlParams = Mapping[str, Callable[[str], Any]]
@@ -37,9 +41,17 @@ def boolean(value: str) -> bool:
     raise ValueError("expected true or false")
 
 
+def _parsed(convert: Callable[[str], T], value: str, expected: str) -> T:
+    """``convert(value)``, or ValueError saying what was expected (never the value)."""
+    try:
+        return convert(value)
+    except (ValueError, OverflowError):
+        raise ValueError(f"expected {expected}") from None
+
+
 def positive_int(value: str) -> int:
     """An integer > 0."""
-    number = int(value)
+    number = _parsed(int, value, "a positive integer")
     if number <= 0:
         raise ValueError("expected a positive integer")
     return number
@@ -47,23 +59,27 @@ def positive_int(value: str) -> int:
 
 def non_negative_int(value: str) -> int:
     """An integer >= 0."""
-    number = int(value)
+    number = _parsed(int, value, "an integer >= 0")
     if number < 0:
         raise ValueError("expected an integer >= 0")
     return number
 
 
 def seconds(value: str) -> float:
-    """A positive number of seconds."""
-    number = float(value)
-    if not number > 0:
-        raise ValueError("expected a positive number of seconds")
+    """A positive, finite number of seconds."""
+    number = _parsed(float, value, "a positive number of seconds")
+    if not 0 < number < math.inf:
+        raise ValueError("expected a positive, finite number of seconds")
     return number
 
 
 def ttl(value: str) -> timedelta:
-    """A positive number of seconds, as a timedelta."""
-    return timedelta(seconds=seconds(value))
+    """A positive number of seconds, as a timedelta (under 999999999 days)."""
+    return _parsed(
+        lambda text: timedelta(seconds=seconds(text)),
+        value,
+        f"a positive number of seconds, under {timedelta.max.days} days",
+    )
 
 
 def compression(value: str) -> str | None:
