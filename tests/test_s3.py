@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from sessionstore import ObjectSessionStore, SessionStoreError, StoreAccessError, open_store
+from sessionstore import (
+    ObjectSessionStore,
+    SessionStoreError,
+    StoreAccessError,
+    StoreConfigError,
+    open_store,
+)
 from sessionstore.stores.s3 import S3SessionStore
 from sessionstore.testing import Emulator
 from tests.contract import MakeStore, RequestCountContract, StoreContract, snapshot
@@ -161,3 +167,40 @@ async def test_wrong_credentials_never_leak(localstack_s3: Emulator) -> None:
             await store.save("s", snapshot())
     texts = [str(info.value), repr(info.value), str(info.value.__cause__), repr(store)]
     assert [t for t in texts if "SENTINEL" in t] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "fix"),
+    [
+        ("endpoint_url=notaurl", "such as http://127.0.0.1:4566"),
+        ("endpoint_url=ftp://host", "such as http://127.0.0.1:4566"),
+        ("endpoint_url=http://", "such as http://127.0.0.1:4566"),
+        ("region=bad%20region", "such as us-east-1"),
+    ],
+)
+def test_config_mistakes_are_config_errors_naming_the_fix(query: str, fix: str) -> None:
+    with pytest.raises(StoreConfigError, match=fix) as info:
+        open_store(f"s3://bucket/?{query}")
+    assert "notaurl" not in str(info.value) and "bad region" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "fix"),
+    [
+        ("AWS_ENDPOINT_URL", "notaurl", "such as http://127.0.0.1:4566"),
+        ("AWS_ENDPOINT_URL", "ftp://host", "such as http://127.0.0.1:4566"),
+        ("AWS_DEFAULT_REGION", "bad region", "such as us-east-1"),
+    ],
+)
+async def test_config_mistakes_in_the_environment_fail_at_open(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, fix: str
+) -> None:
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv(variable, value)
+    store = S3SessionStore("bucket", aws_access_key_id="x", aws_secret_access_key="x")
+    with pytest.raises(StoreConfigError, match=fix) as info:
+        await store.load("s")
+    assert value not in str(info.value)
+    await store.aclose()

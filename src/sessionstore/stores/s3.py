@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from typing import Any, ClassVar, Unpack
+from urllib.parse import urlsplit
 
 import aioboto3
 from aiobotocore.config import AioConfig
@@ -20,9 +21,11 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    InvalidRegionError,
     NoCredentialsError,
     ReadTimeoutError,
 )
+from botocore.utils import validate_region_name
 
 from sessionstore.clients import ClientStore
 from sessionstore.errors import StoreConfigError
@@ -76,6 +79,16 @@ _CODES: dict[str, type[_Fault]] = {
     **dict.fromkeys(("NoSuchKey", "NotFound", "404"), _NotFound),
     **dict.fromkeys(("PreconditionFailed", "412"), _PreconditionFailed),
 }
+# The fixes for settings botocore refuses (values are not echoed: they may come from
+# a URL's query or the environment).
+_ENDPOINT_HINT = (
+    "endpoint_url (or $AWS_ENDPOINT_URL) must be an http:// or https:// URL with a host,"
+    " such as http://127.0.0.1:4566"
+)
+_REGION_HINT = (
+    "region_name (or $AWS_REGION / $AWS_DEFAULT_REGION) must be a region name such as"
+    " us-east-1 or eu-west-1"
+)
 _TRANSIENT_ERRORS = (
     EndpointConnectionError,
     ConnectionClosedError,
@@ -140,6 +153,7 @@ class S3SessionStore(ClientStore):
         super().__init__(prefix=prefix, **options)
         if not isinstance(bucket, str) or not bucket:
             raise StoreConfigError(f"bucket must be a non-empty str, not {bucket!r}")
+        _check_endpoint_and_region(endpoint_url, region_name)
         self.bucket = bucket
         self.endpoint_url = endpoint_url
         self.region_name = region_name
@@ -182,15 +196,24 @@ class S3SessionStore(ClientStore):
         stack = contextlib.AsyncExitStack()
         session = self._session or aioboto3.Session()
         kwargs = {k: v for k, v in self._credentials.items() if v is not None}
-        client = await stack.enter_async_context(
-            session.client(
-                "s3",
-                endpoint_url=self.endpoint_url,
-                region_name=self.region_name,
-                config=self._config,
-                **kwargs,
+        try:
+            client = await stack.enter_async_context(
+                session.client(
+                    "s3",
+                    endpoint_url=self.endpoint_url,
+                    region_name=self.region_name,
+                    config=self._config,
+                    **kwargs,
+                )
             )
-        )
+            # Settings from the environment or a profile are checked here, not earlier.
+            _check_endpoint_and_region(client.meta.endpoint_url, client.meta.region_name)
+        except ValueError as exc:  # botocore's InvalidRegionError, "Invalid endpoint: ..."
+            await stack.aclose()
+            if isinstance(exc, StoreConfigError):
+                raise
+            hint = _REGION_HINT if isinstance(exc, InvalidRegionError) else _ENDPOINT_HINT
+            raise StoreConfigError(f"s3 {self.location}: {hint}") from None
         self._stack = stack
         return client
 
@@ -284,6 +307,19 @@ class S3SessionStore(ClientStore):
     def __repr__(self) -> str:
         endpoint = f", endpoint_url={self.endpoint_url!r}" if self.endpoint_url else ""
         return f"S3SessionStore({self.bucket!r}, prefix={self.prefix!r}{endpoint})"
+
+
+def _check_endpoint_and_region(endpoint_url: Any, region_name: Any) -> None:
+    """StoreConfigError naming the fix for an endpoint or region botocore would refuse."""
+    if endpoint_url is not None:
+        parts = urlsplit(endpoint_url) if isinstance(endpoint_url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise StoreConfigError(_ENDPOINT_HINT)
+    if region_name is not None:
+        try:
+            validate_region_name(region_name)
+        except (InvalidRegionError, TypeError):
+            raise StoreConfigError(_REGION_HINT) from None
 
 
 def _info(response: Mapping[str, Any]) -> ObjectInfo:
