@@ -206,6 +206,27 @@ class IdContract:
             await store.delete(bad)
         assert await store.list() == []
 
+    async def test_every_id_whose_key_fits_1024_bytes(self, store: ObjectSessionStore) -> None:
+        room = 1024 - len(store.prefix.encode()) - len(".json")
+        ids = [
+            "中文会话标识" * 10,  # 60 characters, 540 bytes once percent-encoded
+            "a" * room,  # a key of exactly 1024 bytes
+            "é" * (room // 6),  # 6 bytes each once encoded
+            "b" * 251,
+        ]
+        for i, session_id in enumerate(ids):
+            await store.save(session_id, snapshot(session_id, i))
+        assert await store.list() == sorted(ids)
+        assert sorted([i async for i in store.iter_ids(page_size=1)]) == sorted(ids)
+        for i, session_id in enumerate(ids):
+            assert await store.has(session_id)
+            assert await store.load(session_id) == snapshot(session_id, i)
+        with pytest.raises(InvalidSessionIdError, match="limit is 1024"):
+            await store.save("a" * (room + 1), snapshot())
+        for session_id in ids:
+            await store.delete(session_id)
+        assert await store.list() == []
+
     @settings(
         max_examples=15,
         deadline=None,
@@ -221,8 +242,7 @@ class IdContract:
         try:
             store._key(session_id)
         except InvalidSessionIdError:
-            # Lone surrogates, or a name over the store's limit (NAME_MAX of a file
-            # system): refused before any request, which the tests above cover.
+            # Lone surrogates: refused before any request, which the tests above cover.
             with pytest.raises(InvalidSessionIdError):
                 await store.save(session_id, snapshot(session_id))
             return
@@ -308,6 +328,7 @@ class EncodingContract:
         await make_store().save("s", snapshot(pad="x" * 3000))
         with pytest.raises(SnapshotTooLargeError):
             await small.load("s")
+        assert await small.has("s")  # has answers existence; only a load enforces the size
 
     async def test_decompression_bomb_is_refused(self, make_store: MakeStore) -> None:
         bomb = make_store(compression="gzip")
@@ -456,6 +477,20 @@ class ListContract:
         assert await store.list() == ids
         paged = [i async for i in store.iter_ids(page_size=3)]
         assert sorted(paged) == ids
+
+    async def test_one_version_token_format(self, store: ObjectSessionStore) -> None:
+        """What the listing yields is what save and load_versioned gave: an if_version."""
+        saved = await store.save("s", snapshot(tick=1))
+        versioned = await store.load_versioned("s")
+        assert versioned is not None and versioned.version == saved
+        [info] = [i async for i in store.iter_info()]
+        assert info.version == saved
+        saved = await store.save("s", snapshot(tick=2), if_version=info.version)
+        [info] = [i async for i in store.iter_info()]
+        assert info.version == saved
+        if getattr(self, "conditional_deletes", "enforced") == "enforced":
+            await store.delete("s", if_version=info.version)
+            assert await store.load("s") is None
 
     async def test_foreign_objects_are_ignored(self, store: ObjectSessionStore) -> None:
         await store.save("mine", snapshot())

@@ -91,6 +91,16 @@ def _if_version(version: str | None) -> dict[str, Any]:
     return {"etag": version, "match_condition": MatchConditions.IfNotModified}
 
 
+def _etag(value: Any) -> str:
+    """The version token: the ETag as the service sends it, in quotes.
+
+    Uploads and downloads give ``"0x8DE…"``, listings ``0x8DE…``: one format for all,
+    so what ``iter_info`` yields equals what ``save`` returned.
+    """
+    etag = str(value)
+    return etag if etag.startswith('"') else f'"{etag}"'
+
+
 def _to_azure(metadata: Mapping[str, str]) -> dict[str, str]:
     return {k.replace("-", "_"): v for k, v in metadata.items()}
 
@@ -319,7 +329,7 @@ class AzureBlobSessionStore(ClientStore):
                 **kwargs,
             )
         )
-        return str(result["etag"])
+        return _etag(result["etag"])
 
     async def _get(self, key: str) -> StoredObject:
         # The first response holds up to max_single_get_size bytes (the whole snapshot
@@ -328,13 +338,13 @@ class AzureBlobSessionStore(ClientStore):
         self._check_stored_size(key, downloader.size)
         body = await downloader.readall()
         props = downloader.properties
-        info = ObjectInfo(str(props.etag), props.last_modified, _from_azure(props.metadata))
+        info = ObjectInfo(_etag(props.etag), props.last_modified, _from_azure(props.metadata))
         return StoredObject(body, info)
 
     async def _head(self, key: str) -> ObjectInfo:
         props = await self._container().get_blob_client(key).get_blob_properties()
         return ObjectInfo(
-            str(props.etag), props.last_modified, _from_azure(props.metadata), props.size
+            _etag(props.etag), props.last_modified, _from_azure(props.metadata), props.size
         )
 
     async def _delete(self, key: str, *, if_version: str | None) -> None:
@@ -347,7 +357,7 @@ class AzureBlobSessionStore(ClientStore):
             .by_page(continuation_token=token)
         )
         objects = [
-            ListedObject(item.name, item.last_modified, str(item.etag), item.size)
+            ListedObject(item.name, item.last_modified, _etag(item.etag), item.size)
             async for item in await pager.__anext__()
             if isinstance(item, BlobProperties)  # not a BlobPrefix ("subfolder")
         ]

@@ -1,11 +1,30 @@
 """FileSessionStore: the embedded default, one JSON file per session in a directory.
 
-Writes are atomic (temporary file, fsync, rename, fsync of the directory), so a crash
-leaves the old snapshot or the new one, never a torn file. Writes and deletes of one
-store directory are serialized by an advisory lock (``fcntl.flock``) on
-``<root>/.sessionstore.lock``, which makes ``if_version`` / ``if_absent`` real
-conditions across the processes of one machine. The version token is a hash of the
-file's content. Blocking file I/O runs in worker threads, never on the event loop.
+Layout. The key ``prefix + encode(id) + ".json"`` is the file's path under the root.
+A file name is at most 255 bytes, a key up to 1024, so a longer name is cut into
+directory segments of 250 characters, each ending in ``+`` (a character ``encode``
+never writes), and the rest is the file::
+
+    p/short-id.json
+    p/<250 chars of the name>+/<next 250>+/<the rest>.json
+
+Short ids stay plain ``encode(id).json`` files; the listing walks the ``+``
+directories back into keys.
+
+Writes are atomic (a temporary file, fsync, rename, fsync of the directory), so a
+crash leaves the old snapshot or the new one, never a torn file. The lock rule: every
+write and delete takes an advisory lock (``fcntl.flock``) on ``.sessionstore.lock`` in
+the directory that holds the object file. ``flock`` locks the file itself, so every
+spelling of one directory (``file:/x?prefix=a`` and ``file:/x/a``, ``/x/sub/..``, a
+symlink) takes the same lock, and ``if_version`` / ``if_absent`` are real conditions
+across the processes of one machine. Under the lock the temporary file of the
+directory is ``.sessionstore.tmp``: what a killed writer leaves there is never listed
+and is reused by the next write in that directory.
+
+The version token is the file's modification time (in ns), inode and size, all from
+one ``stat``: a listing yields it, and ``has`` is a ``stat``. Each write sets the
+modification time strictly above the one it replaces, so a token is never reused for
+one path. Blocking file I/O runs in worker threads, never on the event loop.
 """
 
 from __future__ import annotations
@@ -14,9 +33,8 @@ import asyncio
 import contextlib
 import errno
 import fcntl
-import hashlib
 import os
-import uuid
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +42,7 @@ from typing import Any, Unpack
 
 from sessionstore.base import ObjectSessionStore
 from sessionstore.errors import StoreConfigError
+from sessionstore.keys import SUFFIX
 from sessionstore.provider import (
     ListedObject,
     ObjectInfo,
@@ -41,27 +60,69 @@ from sessionstore.provider import (
 __all__ = ["FileSessionStore"]
 
 _LOCK_NAME = ".sessionstore.lock"
+_TMP_NAME = ".sessionstore.tmp"
+_NAME_MAX = 255  # bytes in a file name on Linux and macOS file systems
+_SEGMENT = _NAME_MAX - len(SUFFIX)  # characters of a long name per directory
+_SEGMENT_MARK = "+"  # ends a segment directory; encode() never writes it
+_MAX_SEGMENTS = 8  # a 1024-byte key needs at most 4
 
 
-def _version(body: bytes) -> str:
-    return hashlib.blake2b(body, digest_size=16).hexdigest()
+def _version(st: os.stat_result) -> str:
+    return f"{st.st_mtime_ns:x}-{st.st_ino:x}-{st.st_size:x}"
 
 
-def _mtime(st: os.stat_result) -> datetime:
-    return datetime.fromtimestamp(st.st_mtime, UTC)
+def _info(st: os.stat_result) -> ObjectInfo:
+    return ObjectInfo(_version(st), datetime.fromtimestamp(st.st_mtime, UTC), {}, st.st_size)
+
+
+def _relative_path(key: str) -> str:
+    """The path of ``key`` under the root: long names cut into segment directories."""
+    head, _, name = key.rpartition("/")
+    if len(name.encode("utf-8")) <= _NAME_MAX or not name.endswith(SUFFIX):
+        return key
+    stem = name[: -len(SUFFIX)]
+    cut = (len(stem) - 1) // _SEGMENT * _SEGMENT
+    segments = [stem[i : i + _SEGMENT] + _SEGMENT_MARK for i in range(0, cut, _SEGMENT)]
+    parts = [head] if head else []
+    return "/".join([*parts, *segments, stem[cut:] + SUFFIX])
+
+
+def _walk(directory: str, stem: str, depth: int) -> Iterator[tuple[str, os.stat_result]]:
+    """(name, stat) of every ``.json`` file in ``directory`` and its segment directories.
+
+    ``stem`` is the part of the name the segment directories above already hold.
+    """
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return  # not created yet, or removed while listing
+    for entry in entries:
+        name = entry.name
+        try:
+            if name.endswith(SUFFIX) and (name != SUFFIX or not stem) and entry.is_file():
+                yield stem + name, entry.stat()
+            elif (
+                depth < _MAX_SEGMENTS
+                and len(name) == _SEGMENT + 1
+                and name.endswith(_SEGMENT_MARK)
+                and entry.is_dir(follow_symlinks=False)
+            ):
+                yield from _walk(entry.path, stem + name[:-1], depth + 1)
+        except FileNotFoundError:
+            continue  # deleted while listing
 
 
 class FileSessionStore(ObjectSessionStore):
     """Sessions as files under ``root`` (created on first use).
 
-    The key ``prefix + encode(id) + ".json"`` is the file's path relative to ``root``.
+    Accepts every id whose key fits in 1024 bytes, as the cloud stores do (the module
+    docstring describes how long names are laid out).
 
     Raises:
         StoreConfigError: ``root`` is not a path, or a base option is bad.
     """
 
     provider = "file"
-    max_name_bytes = 255  # NAME_MAX of Linux and macOS file systems
 
     def __init__(
         self, root: str | os.PathLike[str], *, prefix: str = "", **options: Unpack[StoreOptions]
@@ -107,50 +168,49 @@ class FileSessionStore(ObjectSessionStore):
         await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        return self.root / key
+        return self.root / _relative_path(key)
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        fd = os.open(self.root / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    def _locked(self, directory: Path) -> Iterator[None]:
+        """Hold the lock of ``directory``, the one that holds the object file."""
+        fd = os.open(directory / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the lock
 
-    def _current_version(self, path: Path) -> str | None:
-        try:
-            return _version(path.read_bytes())
-        except FileNotFoundError:
-            return None
-
     def _put_sync(self, key: str, body: bytes, if_version: str | None, if_absent: bool) -> str:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self._locked():
-            if if_absent or if_version is not None:
-                current = self._current_version(path)
-                if if_absent and current is not None:
-                    raise _PreconditionFailed("exists")
-                if if_version is not None and current != if_version:
-                    raise _PreconditionFailed("version mismatch")
-            tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
+        with self._locked(path.parent):
             try:
-                with open(tmp, "wb") as f:
+                current: os.stat_result | None = os.stat(path)
+            except FileNotFoundError:
+                current = None
+            if if_absent and current is not None:
+                raise _PreconditionFailed("exists")
+            if if_version is not None and (current is None or _version(current) != if_version):
+                raise _PreconditionFailed("version mismatch")
+            # Strictly after the replaced file's time: a version token never repeats.
+            mtime = max(time.time_ns(), current.st_mtime_ns + 1 if current else 0)
+            tmp = path.parent / _TMP_NAME
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            try:
+                with open(fd, "wb", closefd=False) as f:
                     f.write(body)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
-                raise
+                os.utime(fd, ns=(mtime, mtime))
+                os.fsync(fd)
+                st = os.fstat(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
             dir_fd = os.open(path.parent, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
-        return _version(body)
+        return _version(st)
 
     async def _put(
         self,
@@ -169,46 +229,42 @@ class FileSessionStore(ObjectSessionStore):
             st = os.fstat(f.fileno())
             self._check_stored_size(key, st.st_size)
             body = f.read()
-        return StoredObject(body, ObjectInfo(_version(body), _mtime(st), {}, len(body)))
+        return StoredObject(body, _info(st))
 
     async def _get(self, key: str) -> StoredObject:
         return await asyncio.to_thread(self._get_sync, key)
 
     async def _head(self, key: str) -> ObjectInfo:
-        # A content hash needs the content: a HEAD of a file reads it.
-        return (await self._get(key)).info
+        # A stat: existence and version, whatever the size (only a load enforces it).
+        return _info(await asyncio.to_thread(os.stat, self._path(key)))
 
     def _delete_sync(self, key: str, if_version: str | None) -> None:
         path = self._path(key)
-        with self._locked():
-            if if_version is not None:
-                current = self._current_version(path)
-                if current is None:
-                    raise _NotFound("no such session")
-                if current != if_version:
-                    raise _PreconditionFailed("version mismatch")
+        # No directory: FileNotFoundError from the lock, which means absent.
+        with self._locked(path.parent):
+            if if_version is not None and _version(os.stat(path)) != if_version:
+                raise _PreconditionFailed("version mismatch")
             path.unlink()
 
     async def _delete(self, key: str, *, if_version: str | None) -> None:
         await asyncio.to_thread(self._delete_sync, key, if_version)
 
     def _list_sync(self, prefix: str, page_size: int, token: str | None) -> Page:
-        directory = self.root / prefix if prefix else self.root
-        try:
-            entries = [e for e in os.scandir(directory) if e.name.endswith(".json") and e.is_file()]
-        except FileNotFoundError:
-            return Page([])
-        names = sorted(e.name for e in entries if token is None or e.name > token)
-        by_name = {e.name: e for e in entries}
-        chunk = names[:page_size]
-        objects = []
-        for name in chunk:
-            try:
-                st = by_name[name].stat()
-            except FileNotFoundError:
-                continue  # deleted while listing
-            objects.append(ListedObject(prefix + name, _mtime(st), None, st.st_size))
-        return Page(objects, chunk[-1] if len(names) > page_size else None)
+        entries = _walk(str(self.root / prefix), "", 0)
+        found = sorted(
+            (entry for entry in entries if token is None or entry[0] > token),
+            key=lambda entry: entry[0],
+        )
+        objects = [
+            ListedObject(
+                prefix + name,
+                datetime.fromtimestamp(st.st_mtime, UTC),
+                _version(st),
+                st.st_size,
+            )
+            for name, st in found[:page_size]
+        ]
+        return Page(objects, found[page_size - 1][0] if len(found) > page_size else None)
 
     async def _list_page(self, prefix: str, *, page_size: int, token: str | None) -> Page:
         return await asyncio.to_thread(self._list_sync, prefix, page_size, token)
