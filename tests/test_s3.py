@@ -1,4 +1,4 @@
-"""S3SessionStore on LocalStack: the contract, plus what only S3 has."""
+"""S3SessionStore on LocalStack and on moto server: the contract, plus what only S3 has."""
 
 import contextlib
 import time
@@ -40,6 +40,17 @@ class TestS3Store(StoreContract, RequestCountContract):
         return make_s3_store
 
     count_requests = staticmethod(count_requests)
+
+
+class TestS3StoreOnMoto(TestS3Store):
+    """The same contract on a second S3 implementation, which enforces If-Match on
+    DeleteObject as AWS does (412 on a wrong ETag): conditional deletes for real."""
+
+    conditional_deletes = "enforced"
+
+    @pytest.fixture
+    def make_store(self, make_moto_s3_store: MakeStore) -> MakeStore:
+        return make_moto_s3_store
 
 
 async def test_sse_is_passed_through(make_s3_store: MakeStore) -> None:

@@ -1,4 +1,5 @@
-"""Pytest fixtures for tests against the local cloud (LocalStack, fake-gcs-server, Azurite).
+"""Pytest fixtures for tests against the local cloud (LocalStack, fake-gcs-server, Azurite,
+moto server).
 
 Installed as a pytest plugin (entry point ``sessionstore``), so a project that has
 ``sessionstore`` installed can use these fixtures without importing anything::
@@ -7,11 +8,25 @@ Installed as a pytest plugin (entry point ``sessionstore``), so a project that h
         await s3_store.save("s1", {"tick": 1})
         assert await s3_store.has("s1")
 
-Start the emulators first with ``localstack/up`` (or point the ``SESSIONSTORE_TEST_*``
-variables at your own). An emulator that does not answer skips the tests that need it,
-with a message saying how to start it; with ``SESSIONSTORE_REQUIRE_EMULATORS=1`` (CI)
-it fails them instead. Each store fixture gets a unique prefix, and every object under
-it is deleted after the test.
+Where the emulators come from (``--sessionstore-localcloud=MODE`` or the ini key
+``sessionstore_localcloud``):
+
+- an endpoint configured in the environment is always used as it is:
+  ``SESSIONSTORE_TEST_S3_ENDPOINT`` or ``AWS_ENDPOINT_URL`` (LocalStack),
+  ``SESSIONSTORE_TEST_MOTO_ENDPOINT`` (moto), ``SESSIONSTORE_TEST_GCS_ENDPOINT`` or
+  ``STORAGE_EMULATOR_HOST``, ``SESSIONSTORE_TEST_AZURE_CONNECTION_STRING`` or
+  ``AZURE_STORAGE_CONNECTION_STRING`` (a Docker or CI-service setup plugs in here);
+- ``auto`` (the default) starts the emulators that the session's tests need with
+  :mod:`sessionstore.localcloud`, once per test session, and stops them at its end
+  (under pytest-xdist the workers share them: the last one out stops them); one that
+  cannot start skips the tests that need it, with the reason;
+- ``require``: as ``auto``, but a test whose emulator cannot start fails;
+- ``off``: nothing is started; an emulator without a configured endpoint is looked
+  for on its default port.
+
+An emulator that does not answer skips its tests with a hint; with
+``SESSIONSTORE_REQUIRE_EMULATORS=1`` (CI) it fails them instead. Each store fixture
+gets a unique prefix, and every object under it is deleted after the test.
 """
 
 from __future__ import annotations
@@ -28,6 +43,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from sessionstore.localcloud import LocalCloud, LocalCloudError, by_name
+from sessionstore.localcloud.emulators import (
+    AZURITE_ACCOUNT,
+    AZURITE_KEY,
+    HOST,
+    azure_connection_string,
+)
 from sessionstore.registry import PROVIDERS
 
 try:  # async fixtures that work whatever the user's pytest-asyncio mode is
@@ -39,7 +61,9 @@ if TYPE_CHECKING:
     from sessionstore.base import ObjectSessionStore
 
 __all__ = [
+    "AZURITE_ACCOUNT",
     "AZURITE_CONNECTION_STRING",
+    "AZURITE_KEY",
     "Emulator",
     "azure_emulator",
     "azure_store",
@@ -51,7 +75,11 @@ __all__ = [
     "localstack_s3",
     "make_azure_store",
     "make_gcs_store",
+    "make_moto_s3_store",
     "make_s3_store",
+    "moto_emulator",
+    "moto_s3",
+    "moto_s3_store",
     "purge_prefix",
     "s3_emulator",
     "s3_store",
@@ -59,17 +87,14 @@ __all__ = [
 ]
 
 #: The published development account of Azurite (not a secret).
-AZURITE_ACCOUNT = "devstoreaccount1"
-AZURITE_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
-AZURITE_CONNECTION_STRING = (
-    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-    f"AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
-)
+AZURITE_CONNECTION_STRING = azure_connection_string(10000)
 DEFAULT_BUCKET = "sessionstore-test"
 REQUIRE_ENV = "SESSIONSTORE_REQUIRE_EMULATORS"
-_HINT = "start the local cloud with `localstack/up` (see localstack/README.md)"
+MODES = ("auto", "require", "off")
+_HINT = (
+    "run pytest with --sessionstore-localcloud=auto, or start the local cloud with "
+    '`eval "$(python -m sessionstore.localcloud up)"`'
+)
 
 
 @dataclass(frozen=True)
@@ -82,8 +107,8 @@ class Emulator:
     options: dict[str, Any]
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name) or default
+def _configured(*names: str) -> str | None:
+    return next((os.environ[n] for n in names if os.environ.get(n)), None)
 
 
 def _answers(url: str) -> bool:
@@ -105,52 +130,186 @@ def _require(emulator: Emulator, probe: str) -> Emulator:
     return emulator
 
 
-def s3_emulator() -> Emulator:
-    """LocalStack's S3 (``SESSIONSTORE_TEST_S3_ENDPOINT``, default 127.0.0.1:4566)."""
-    endpoint = _env("SESSIONSTORE_TEST_S3_ENDPOINT", "http://127.0.0.1:4566")
+def _bucket() -> str:
+    return os.environ.get("SESSIONSTORE_TEST_BUCKET") or DEFAULT_BUCKET
+
+
+def _s3(name: str, endpoint: str) -> Emulator:
     options = {
         "endpoint_url": endpoint,
         "region_name": "us-east-1",
         "aws_access_key_id": "test",
         "aws_secret_access_key": "test",
     }
-    bucket = _env("SESSIONSTORE_TEST_BUCKET", DEFAULT_BUCKET)
-    return Emulator("LocalStack S3", endpoint, bucket, options)
+    return Emulator(name, endpoint, _bucket(), options)
 
 
-def gcs_emulator() -> Emulator:
-    """fake-gcs-server (``SESSIONSTORE_TEST_GCS_ENDPOINT``, default 127.0.0.1:9023)."""
-    endpoint = _env("SESSIONSTORE_TEST_GCS_ENDPOINT", "http://127.0.0.1:9023")
-    bucket = _env("SESSIONSTORE_TEST_BUCKET", DEFAULT_BUCKET)
-    return Emulator("fake-gcs-server", endpoint, bucket, {"project": "test"})
+_S3_VARIABLES = ("SESSIONSTORE_TEST_S3_ENDPOINT", "AWS_ENDPOINT_URL")
+_MOTO_VARIABLES = ("SESSIONSTORE_TEST_MOTO_ENDPOINT",)
+_GCS_VARIABLES = ("SESSIONSTORE_TEST_GCS_ENDPOINT", "STORAGE_EMULATOR_HOST")
+_AZURE_VARIABLES = ("SESSIONSTORE_TEST_AZURE_CONNECTION_STRING", "AZURE_STORAGE_CONNECTION_STRING")
 
 
-def azure_emulator() -> Emulator:
-    """Azurite's blob service (``SESSIONSTORE_TEST_AZURE_CONNECTION_STRING``)."""
-    conn = _env("SESSIONSTORE_TEST_AZURE_CONNECTION_STRING", AZURITE_CONNECTION_STRING)
+def s3_emulator(port: int | None = None) -> Emulator:
+    """LocalStack's S3: on ``port`` if given, else ``SESSIONSTORE_TEST_S3_ENDPOINT``,
+    ``AWS_ENDPOINT_URL``, or 127.0.0.1:4566."""
+    endpoint = f"http://{HOST}:{port}" if port else _configured(*_S3_VARIABLES)
+    return _s3("LocalStack S3", endpoint or f"http://{HOST}:4566")
+
+
+def moto_emulator(port: int | None = None) -> Emulator:
+    """moto server's S3: on ``port`` if given, else ``SESSIONSTORE_TEST_MOTO_ENDPOINT``,
+    or 127.0.0.1:5000."""
+    endpoint = f"http://{HOST}:{port}" if port else _configured(*_MOTO_VARIABLES)
+    return _s3("moto S3", endpoint or f"http://{HOST}:5000")
+
+
+def gcs_emulator(port: int | None = None) -> Emulator:
+    """fake-gcs-server: on ``port`` if given, else ``SESSIONSTORE_TEST_GCS_ENDPOINT``,
+    ``STORAGE_EMULATOR_HOST``, or 127.0.0.1:9023."""
+    endpoint = f"http://{HOST}:{port}" if port else _configured(*_GCS_VARIABLES)
+    return Emulator(
+        "fake-gcs-server", endpoint or f"http://{HOST}:9023", _bucket(), {"project": "test"}
+    )
+
+
+def azure_emulator(port: int | None = None) -> Emulator:
+    """Azurite's blob service: on ``port`` if given, else the connection string in
+    ``SESSIONSTORE_TEST_AZURE_CONNECTION_STRING`` or ``AZURE_STORAGE_CONNECTION_STRING``,
+    or Azurite's development account on 127.0.0.1:10000."""
+    conn = azure_connection_string(port) if port else _configured(*_AZURE_VARIABLES)
+    conn = conn or AZURITE_CONNECTION_STRING
     endpoint = next(
         (p.split("=", 1)[1] for p in conn.split(";") if p.startswith("BlobEndpoint=")),
-        "http://127.0.0.1:10000/devstoreaccount1",
+        f"http://{HOST}:10000/devstoreaccount1",
     )
-    bucket = _env("SESSIONSTORE_TEST_BUCKET", DEFAULT_BUCKET)
-    return Emulator("Azurite", endpoint, bucket, {"connection_string": conn})
+    return Emulator("Azurite", endpoint, _bucket(), {"connection_string": conn})
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where an emulator fixture's emulator comes from."""
+
+    cloud_name: str  # its name in sessionstore.localcloud
+    variables: tuple[str, ...]  # the environment variables that configure it
+    build: Callable[[int | None], Emulator]
+    probe: str  # a path that answers when it is up
+
+
+_SOURCES = {
+    "localstack_s3": _Source("localstack", _S3_VARIABLES, s3_emulator, "/_localstack/health"),
+    "moto_s3": _Source("moto", _MOTO_VARIABLES, moto_emulator, "/moto-api/data.json"),
+    "fake_gcs": _Source("fake-gcs", _GCS_VARIABLES, gcs_emulator, "/storage/v1/b"),
+    "azurite": _Source("azurite", _AZURE_VARIABLES, azure_emulator, "?comp=list"),
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--sessionstore-localcloud`` and the ini key ``sessionstore_localcloud``."""
+    help_text = (
+        "where the emulators of the sessionstore fixtures come from: auto (start what the "
+        "tests need, the default), require (auto, and fail when one cannot start), off "
+        "(only endpoints already configured)"
+    )
+    parser.getgroup("sessionstore").addoption(
+        "--sessionstore-localcloud", choices=MODES, default=None, help=help_text
+    )
+    parser.addini("sessionstore_localcloud", help_text, default="auto")
+
+
+def _mode(config: pytest.Config) -> str:
+    mode = config.getoption("sessionstore_localcloud", None) or config.getini(
+        "sessionstore_localcloud"
+    )
+    if mode not in MODES:
+        raise pytest.UsageError(f"sessionstore_localcloud = {mode!r}: use one of {MODES}")
+    return str(mode)
+
+
+def _say(config: pytest.Config) -> Callable[[str], None]:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:  # an xdist worker: its output would be lost anyway
+        return lambda message: None
+    return lambda message: reporter.write_line(f"sessionstore localcloud: {message}")
+
+
+class _SessionCloud:
+    """The emulators this test session started or joined, released at its end."""
+
+    def __init__(self, config: pytest.Config, needed: set[str]) -> None:
+        self.cloud = LocalCloud(say=_say(config))
+        self.needed = needed  # the cloud names the collected tests need
+        self.asked: set[str] = set()
+        self.failures: dict[str, str] = {}
+
+    def port(self, name: str) -> int:
+        """The port of emulator ``name``; starts it, with every other emulator the
+        session needs, on first use. Raises LocalCloudError if it cannot start."""
+        if name not in self.asked:
+            batch = ({name} | self.needed) - self.asked
+            self.asked |= batch
+            try:
+                self.cloud.up(sorted(batch), holder=os.getpid())
+            except LocalCloudError as exc:
+                self.failures.update(exc.failures)
+        if name in self.failures:
+            raise LocalCloudError({name: self.failures[name]})
+        return self.cloud.port(by_name(name))
+
+    def release(self) -> None:
+        """Stop what no other live session holds any more."""
+        if self.asked:
+            self.cloud.release(os.getpid())
 
 
 @pytest.fixture(scope="session")
-def localstack_s3() -> Emulator:
+def sessionstore_localcloud(request: pytest.FixtureRequest) -> Iterator[_SessionCloud]:
+    """The local cloud of this test session (started lazily, released at its end)."""
+    fixtures = {
+        name for item in request.session.items for name in getattr(item, "fixturenames", ())
+    }
+    needed = {_SOURCES[f].cloud_name for f in fixtures if f in _SOURCES}
+    session = _SessionCloud(request.config, needed)
+    yield session
+    session.release()
+
+
+def _emulator(request: pytest.FixtureRequest, fixture: str) -> Emulator:
+    source = _SOURCES[fixture]
+    mode = _mode(request.config)
+    if mode == "off" or _configured(*source.variables):
+        emulator = source.build(None)
+    else:
+        cloud: _SessionCloud = request.getfixturevalue("sessionstore_localcloud")
+        try:
+            emulator = source.build(cloud.port(source.cloud_name))
+        except LocalCloudError as exc:
+            message = f"the local cloud could not start {exc}"
+            if mode == "require" or os.environ.get(REQUIRE_ENV) == "1":
+                pytest.fail(message, pytrace=False)
+            pytest.skip(message)
+    return _require(emulator, emulator.endpoint.rstrip("/") + source.probe)
+
+
+@pytest.fixture(scope="session")
+def localstack_s3(request: pytest.FixtureRequest) -> Emulator:
     """LocalStack's S3, or a skip (a failure in CI) if it does not answer."""
-    emulator = s3_emulator()
-    return _require(emulator, f"{emulator.endpoint}/_localstack/health")
+    return _emulator(request, "localstack_s3")
 
 
 @pytest.fixture(scope="session")
-def fake_gcs() -> Iterator[Emulator]:
+def moto_s3(request: pytest.FixtureRequest) -> Emulator:
+    """moto server's S3, or a skip (a failure in CI) if it does not answer."""
+    return _emulator(request, "moto_s3")
+
+
+@pytest.fixture(scope="session")
+def fake_gcs(request: pytest.FixtureRequest) -> Iterator[Emulator]:
     """fake-gcs-server, or a skip (a failure in CI) if it does not answer.
 
     Sets ``STORAGE_EMULATOR_HOST`` for the session, as google-cloud-storage expects.
     """
-    emulator = gcs_emulator()
-    _require(emulator, f"{emulator.endpoint}/storage/v1/b")
+    emulator = _emulator(request, "fake_gcs")
     previous = os.environ.get("STORAGE_EMULATOR_HOST")
     os.environ["STORAGE_EMULATOR_HOST"] = emulator.endpoint
     yield emulator
@@ -161,10 +320,9 @@ def fake_gcs() -> Iterator[Emulator]:
 
 
 @pytest.fixture(scope="session")
-def azurite() -> Emulator:
+def azurite(request: pytest.FixtureRequest) -> Emulator:
     """Azurite's blob service, or a skip (a failure in CI) if it does not answer."""
-    emulator = azure_emulator()
-    return _require(emulator, f"{emulator.endpoint}?comp=list")
+    return _emulator(request, "azurite")
 
 
 @pytest.fixture
@@ -241,6 +399,13 @@ async def make_s3_store(localstack_s3: Emulator, unique_prefix: str) -> AsyncIte
 
 
 @_async_fixture
+async def make_moto_s3_store(moto_s3: Emulator, unique_prefix: str) -> AsyncIterator[MakeStore]:
+    """A factory of S3SessionStores on moto server sharing one unique prefix."""
+    async for make in _factory(_builder("s3", moto_s3), unique_prefix):
+        yield make
+
+
+@_async_fixture
 async def make_gcs_store(fake_gcs: Emulator, unique_prefix: str) -> AsyncIterator[MakeStore]:
     """A factory of GCSSessionStores on fake-gcs-server sharing one unique prefix."""
     async for make in _factory(_builder("gcs", fake_gcs), unique_prefix):
@@ -258,6 +423,12 @@ async def make_azure_store(azurite: Emulator, unique_prefix: str) -> AsyncIterat
 def s3_store(make_s3_store: MakeStore) -> ObjectSessionStore:
     """An S3SessionStore on LocalStack with a unique prefix, emptied after the test."""
     return make_s3_store()
+
+
+@pytest.fixture
+def moto_s3_store(make_moto_s3_store: MakeStore) -> ObjectSessionStore:
+    """An S3SessionStore on moto server with a unique prefix, emptied after the test."""
+    return make_moto_s3_store()
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from sessionstore.testing import Emulator
 from tests.reliability.faultproxy import FaultProxy
 
 PATIENT = RetryPolicy(attempts=25, base_delay=0.005, max_delay=0.1, deadline=60)
-PROVIDERS = ("s3", "gcs", "azure")
 
 
 def upstream_of(provider: str, emulator: Emulator) -> str:

@@ -16,7 +16,7 @@ from sessionstore import ConflictError, FileSessionStore, MemorySessionStore, Ob
 WRITERS, INCREMENTS = 20, 20
 
 
-@pytest.fixture(params=["memory", "file", "s3", "gcs", "azure"])
+@pytest.fixture(params=["memory", "file", "s3", "moto_s3", "gcs", "azure"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectSessionStore:
     kind = request.param
     if kind == "memory":

@@ -1,11 +1,7 @@
 """Create a blob container on Azurite, tolerating one that already exists.
 
-Standard library only (no Azure SDK in the emulator venv): the request is signed with
-the Shared Key scheme of the Azure Storage REST API.
-
-Usage: python azurite_container.py ENDPOINT ACCOUNT KEY CONTAINER
-  ENDPOINT is the account's blob endpoint, e.g. http://127.0.0.1:10000/devstoreaccount1
-Exit status: 0 if the container exists afterwards, 1 otherwise.
+Standard library only (the local cloud must work without the ``azure`` extra): the
+request is signed with the Shared Key scheme of the Azure Storage REST API.
 """
 
 from __future__ import annotations
@@ -13,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,6 +20,7 @@ API_VERSION = "2021-12-02"
 def shared_key_authorization(
     method: str, url: str, headers: dict[str, str], account: str, key: str
 ) -> str:
+    """The ``Authorization`` header of a Shared Key signed request to a path-style URL."""
     parts = urllib.parse.urlsplit(url)
     canonical_headers = "".join(
         f"{name}:{value.strip()}\n"
@@ -61,7 +57,11 @@ def shared_key_authorization(
     return f"SharedKey {account}:{base64.b64encode(digest).decode('ascii')}"
 
 
-def create_container(endpoint: str, account: str, key: str, container: str) -> int:
+def create_container(endpoint: str, account: str, key: str, container: str) -> None:
+    """Create ``container`` at the account's blob ``endpoint`` (one that exists is fine).
+
+    Raises RuntimeError with Azurite's answer when it refuses, OSError when none comes.
+    """
     url = f"{endpoint.rstrip('/')}/{container}?restype=container"
     headers = {
         "x-ms-date": formatdate(usegmt=True),
@@ -72,32 +72,12 @@ def create_container(endpoint: str, account: str, key: str, container: str) -> i
     # data=None: urllib would otherwise add a Content-Type that the signature does not cover.
     request = urllib.request.Request(url, data=None, method="PUT", headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             status = response.status
             body = response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         status = exc.code
         body = exc.read().decode("utf-8", "replace")
-    if status == 201:
-        print(f"created container {container!r}", file=sys.stderr)
-        return 0
-    if status == 409 and "ContainerAlreadyExists" in body:
-        print(f"container {container!r} already exists", file=sys.stderr)
-        return 0
-    print(f"creating container {container!r} failed: HTTP {status}\n{body}", file=sys.stderr)
-    return 1
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) != 5:
-        print(__doc__, file=sys.stderr)
-        return 2
-    try:
-        return create_container(*argv[1:])
-    except OSError as exc:
-        print(f"creating container failed: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    if status == 201 or (status == 409 and "ContainerAlreadyExists" in body):
+        return
+    raise RuntimeError(f"Azure: creating container {container}: HTTP {status}: {body[:500]}")

@@ -1,0 +1,328 @@
+"""One local cloud: the emulators started from one run directory, and their state.
+
+The run directory (``$SESSIONSTORE_LOCALCLOUD_RUN``, default ``<cache>/run``) holds,
+per emulator, ``pids/NAME.pid`` (its pid, which leads its process group),
+``pids/NAME.port`` (the port it was started on) and, when it was started for holders
+(pytest sessions, ``scripts/test``), ``pids/NAME.holders``: the pids of the processes
+that use it. A holder's release stops the emulators that no live holder is left on
+("first starts, last stops"); an emulator started without a holder (``up`` by hand)
+runs until ``down``. ``logs/NAME.log`` is its output, ``data/NAME`` its storage (deleted
+when it stops). A file lock serialises ``up``, ``down`` and releases.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from sessionstore.localcloud import processes
+from sessionstore.localcloud.emulators import EMULATORS, HOST, Emulator, by_name
+from sessionstore.localcloud.installs import InstallError, Say, cache_home
+
+__all__ = ["RUN_ENV", "EmulatorState", "LocalCloud", "LocalCloudError", "default_run_dir"]
+
+#: The run directory of the local cloud (default ``<cache>/run``).
+RUN_ENV = "SESSIONSTORE_LOCALCLOUD_RUN"
+BUCKET_ENV = "SESSIONSTORE_TEST_BUCKET"
+DEFAULT_BUCKET = "sessionstore-test"
+
+
+class LocalCloudError(RuntimeError):
+    """Some emulators could not be started or stopped.
+
+    ``failures`` maps each such emulator's name to the reason (with its log's tail).
+    """
+
+    def __init__(self, failures: dict[str, str]) -> None:
+        self.failures = failures
+        super().__init__("\n".join(f"{name}: {reason}" for name, reason in failures.items()))
+
+
+@dataclass(frozen=True)
+class EmulatorState:
+    """What ``status`` reports for one emulator."""
+
+    emulator: Emulator
+    pid: int | None
+    port: int
+    healthy: bool
+    log: Path
+
+    @property
+    def state(self) -> str:
+        """healthy / running, not healthy / down / down (port taken)."""
+        if self.pid is not None:
+            return "healthy" if self.healthy else "running, not healthy"
+        return "down (port taken)" if processes.port_busy(HOST, self.port) else "down"
+
+
+def default_run_dir() -> Path:
+    """``$SESSIONSTORE_LOCALCLOUD_RUN``, else ``<cache>/run``."""
+    explicit = os.environ.get(RUN_ENV)
+    return Path(explicit).expanduser() if explicit else cache_home() / "run"
+
+
+def _names(names: Iterable[str] | None) -> list[Emulator]:
+    return [by_name(n) for n in names] if names else list(EMULATORS)
+
+
+def _quiet(message: str) -> None:
+    del message
+
+
+class LocalCloud:
+    """The emulators of one run directory (see the module docstring).
+
+    ``say`` receives progress messages; ``up_timeout`` is how long :meth:`up` waits
+    for health (``LOCALSTACK_UP_TIMEOUT``, 120 s); ``down_timeout`` how long a stop
+    waits after SIGTERM before SIGKILL (``LOCALSTACK_DOWN_TIMEOUT``, 20 s).
+    """
+
+    def __init__(self, run_dir: Path | None = None, *, say: Say | None = None) -> None:
+        self.run_dir = run_dir or default_run_dir()
+        self.say: Say = say or _quiet
+        self.bucket = os.environ.get(BUCKET_ENV) or DEFAULT_BUCKET
+        self.up_timeout = float(os.environ.get("LOCALSTACK_UP_TIMEOUT") or 120)
+        self.down_timeout = float(os.environ.get("LOCALSTACK_DOWN_TIMEOUT") or 20)
+
+    # -- state files -------------------------------------------------------------------
+
+    def _file(self, emulator: Emulator, suffix: str) -> Path:
+        return self.run_dir / "pids" / f"{emulator.name}.{suffix}"
+
+    def log(self, emulator: Emulator) -> Path:
+        """The emulator's output, rewritten at each start."""
+        return self.run_dir / "logs" / f"{emulator.name}.log"
+
+    def pid(self, emulator: Emulator) -> int | None:
+        """The pid of the emulator if this run directory started it and it still runs."""
+        try:
+            pid = int(self._file(emulator, "pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if processes.alive(pid) and emulator.marker in processes.command_line(pid):
+            return pid
+        return None
+
+    def port(self, emulator: Emulator) -> int:
+        """The port it runs on (as started), else the port it would be started on."""
+        if self.pid(emulator) is not None:
+            with contextlib.suppress(OSError, ValueError):
+                return int(self._file(emulator, "port").read_text().strip())
+        return emulator.port()
+
+    def _holders(self, emulator: Emulator) -> list[int] | None:
+        try:
+            held = json.loads(self._file(emulator, "holders").read_text())
+        except (OSError, ValueError):
+            return None
+        return [pid for pid in held if processes.alive(pid)]
+
+    def _set_holders(self, emulator: Emulator, holders: list[int]) -> None:
+        self._file(emulator, "holders").write_text(json.dumps(sorted(set(holders))))
+
+    def _forget(self, emulator: Emulator) -> None:
+        for suffix in ("pid", "port", "holders"):
+            self._file(emulator, suffix).unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        for sub in ("pids", "logs", "data"):
+            (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / "lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.say("waiting for another start or stop of the local cloud to finish ...")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    # -- up --------------------------------------------------------------------------
+
+    def up(self, names: Iterable[str] | None = None, *, holder: int | None = None) -> None:
+        """Start the named emulators (default: all four) unless they already run,
+        wait until they are healthy and create the test bucket on each.
+
+        With ``holder`` (a pid), the emulators started here, and those already held,
+        are held by it until :meth:`release`. Emulators that fail do not stop the
+        others; raises :class:`LocalCloudError` naming each failure afterwards.
+        """
+        emulators = _names(names)
+        failures: dict[str, str] = {}
+        with self._locked():
+            started_at = time.monotonic()
+            wanted = [e for e in emulators if not self._already_up(e, holder)]
+            installs = self._install(wanted, failures)
+            started = [e for e in wanted if e.name in installs]
+            for emulator in started:
+                try:
+                    self._start(emulator, installs[emulator.name], holder)
+                except (OSError, RuntimeError) as exc:
+                    failures[emulator.name] = str(exc)
+            deadline = time.monotonic() + self.up_timeout
+            for emulator in started:
+                if emulator.name not in failures:
+                    self._wait_ready(emulator, deadline, failures)
+        if started:
+            self.say(f"local cloud ready in {time.monotonic() - started_at:.1f}s")
+        if failures:
+            raise LocalCloudError(failures)
+
+    def _already_up(self, emulator: Emulator, holder: int | None) -> bool:
+        pid = self.pid(emulator)
+        if pid is None:
+            self._forget(emulator)
+            return False
+        held = self._holders(emulator)
+        if held is not None and holder is None:  # `up` by hand: it now runs until `down`
+            self._file(emulator, "holders").unlink()
+        elif held is not None and holder is not None:
+            self._set_holders(emulator, [*held, holder])
+        self.say(f"{emulator.name} already running (pid {pid}, port {self.port(emulator)})")
+        return True
+
+    def _install(self, emulators: list[Emulator], failures: dict[str, str]) -> dict[str, Path]:
+        """Install what the emulators run from, the virtualenv and Azurite at once."""
+        runtimes = {e.runtime: e for e in emulators}
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = {r: pool.submit(e.install, self.say) for r, e in runtimes.items()}
+        done: dict[str, Path] = {}
+        for emulator in emulators:
+            future = futures[emulator.runtime]
+            error = future.exception()
+            if error is None:
+                done[emulator.name] = future.result()
+            elif isinstance(error, InstallError) and emulator.runtime == "node":
+                failures[emulator.name] = f"unavailable: {error}"
+            else:
+                failures[emulator.name] = f"install failed: {error}"
+        if "azurite" in done and shutil.which("node") is None:
+            del done["azurite"]
+            failures["azurite"] = "unavailable: Node.js not found: Azurite needs Node.js 20+"
+        return done
+
+    def _start(self, emulator: Emulator, install: Path, holder: int | None) -> None:
+        port = emulator.port()
+        if processes.port_busy(HOST, port):
+            if emulator.port_configured():
+                raise RuntimeError(
+                    f"port {HOST}:{port} ({emulator.port_env}) is in use by a process that "
+                    "this local cloud did not start; stop it or choose another port"
+                )
+            port = processes.free_port(HOST)
+            self.say(f"{emulator.name}: port {emulator.port()} is taken, using {port}")
+        data = self.run_dir / "data" / emulator.name
+        data.mkdir(parents=True, exist_ok=True)
+        argv, extra = emulator.command(install, port, data)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+        header = f"=== {emulator.name} on port {port}, started at {time.ctime()}\n"
+        pid = processes.start_detached(argv, self.log(emulator), {**env, **extra}, header)
+        self._file(emulator, "pid").write_text(f"{pid}\n")
+        self._file(emulator, "port").write_text(f"{port}\n")
+        if holder is not None:
+            self._set_holders(emulator, [holder])
+        self.say(f"started {emulator.name} (pid {pid}, port {port}, log: {self.log(emulator)})")
+
+    def _wait_ready(self, emulator: Emulator, deadline: float, failures: dict[str, str]) -> None:
+        port = self.port(emulator)
+        while not emulator.healthy(port):
+            if self.pid(emulator) is None:
+                failures[emulator.name] = self._with_log(emulator, "exited before it was healthy")
+                return
+            if time.monotonic() > deadline:
+                failures[emulator.name] = self._with_log(
+                    emulator, f"not healthy within {self.up_timeout:.0f}s on port {port}"
+                )
+                return
+            time.sleep(0.1)
+        try:
+            emulator.create_bucket(port, self.bucket)
+        except (OSError, RuntimeError) as exc:
+            failures[emulator.name] = f"creating bucket {self.bucket} failed: {exc}"
+
+    def _with_log(self, emulator: Emulator, reason: str) -> str:
+        log = self.log(emulator)
+        try:
+            tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-30:])
+        except OSError:
+            tail = ""
+        return f"{reason} (log: {log}); last lines:\n{tail}"
+
+    # -- down --------------------------------------------------------------------------
+
+    def down(self, names: Iterable[str] | None = None) -> list[str]:
+        """Stop the named emulators (default: all) that this run directory started, and
+        delete their data. Returns the names stopped; raises :class:`LocalCloudError`
+        for one that is still running after SIGKILL."""
+        with self._locked():
+            return self._stop(_names(names))
+
+    def release(self, holder: int) -> list[str]:
+        """Drop ``holder`` (and dead holders) from every emulator; stop those that no
+        live holder is left on. Returns the names stopped."""
+        with self._locked():
+            idle = []
+            for emulator in EMULATORS:
+                held = self._holders(emulator)
+                if held is None or self.pid(emulator) is None:
+                    continue
+                left = [pid for pid in held if pid != holder]
+                self._set_holders(emulator, left)
+                if not left:
+                    idle.append(emulator)
+            return self._stop(idle)
+
+    def _stop(self, emulators: list[Emulator]) -> list[str]:
+        stopped, failures = [], {}
+        for emulator in emulators:
+            pid = self.pid(emulator)
+            if pid is not None:
+                self.say(f"stopping {emulator.name} (pid {pid}) ...")
+                if not processes.stop_group(pid, self.down_timeout):
+                    failures[emulator.name] = f"pid {pid} is still running; data kept"
+                    continue
+                stopped.append(emulator.name)
+                self.say(f"stopped {emulator.name}")
+            self._forget(emulator)
+            shutil.rmtree(self.run_dir / "data" / emulator.name, ignore_errors=True)
+        if failures:
+            raise LocalCloudError(failures)
+        return stopped
+
+    # -- status and environment ----------------------------------------------------------
+
+    def status(self, names: Iterable[str] | None = None) -> list[EmulatorState]:
+        """The state of each named emulator (default: all)."""
+        states = []
+        for emulator in _names(names):
+            pid, port = self.pid(emulator), self.port(emulator)
+            healthy = pid is not None and emulator.healthy(port)
+            states.append(EmulatorState(emulator, pid, port, healthy, self.log(emulator)))
+        return states
+
+    def exports(self) -> list[tuple[str, str]]:
+        """The variables that point the SDKs and the pytest plugin at the emulators
+        (their current ports, or the ports they would start on)."""
+        pairs = [pair for e in EMULATORS if e.name != "moto" for pair in e.exports(self.port(e))]
+        pairs.append((BUCKET_ENV, self.bucket))
+        moto = by_name("moto")
+        return pairs + moto.exports(self.port(moto))
+
+
+def export_lines(pairs: list[tuple[str, str]]) -> str:
+    """``export NAME='value'`` lines for a shell's eval (values hold no single quote)."""
+    return "".join(f"export {name}='{value}'\n" for name, value in pairs)
+
+
+def stderr_say(message: str) -> None:
+    """Print a progress message to stderr (stdout carries only export lines)."""
+    print(message, file=sys.stderr, flush=True)
