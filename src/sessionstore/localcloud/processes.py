@@ -24,8 +24,12 @@ _STARTED: list[subprocess.Popen[bytes]] = []
 
 
 def _ps(pid: int, field: str) -> str:
+    # -ww: the whole command line, whatever COLUMNS says (ps cuts it to the width).
     out = subprocess.run(
-        ["ps", "-o", f"{field}=", "-p", str(pid)], capture_output=True, text=True, check=False
+        ["ps", "-ww", "-o", f"{field}=", "-p", str(pid)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return out.stdout.strip()
 
