@@ -8,6 +8,8 @@ import pytest
 from sessionstore import ObjectSessionStore
 from tests.contract import MakeStore
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture
 def store(make_store: MakeStore) -> ObjectSessionStore:

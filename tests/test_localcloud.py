@@ -169,3 +169,93 @@ def test_status_exits_1_unless_all_are_healthy(run_dir: Path) -> None:
     assert "fake-gcs    healthy" in result.stdout
     assert localcloud("down").returncode == 0
     assert "fake-gcs    down" in localcloud("status").stdout
+
+
+# -- the pytest plugin's modes (a pytest run in a subprocess, on a private run dir) ------
+
+GCS_TEST = """
+async def test_gcs(gcs_store):
+    await gcs_store.save("s", {"tick": 1})
+    assert await gcs_store.has("s")
+"""
+AZURE_TEST = """
+def test_azure(azure_store):
+    pass
+"""
+
+
+@pytest.fixture
+def project(
+    pytester: pytest.Pytester, run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
+    """An empty project with nothing configured: no endpoint variables."""
+    for name in list(os.environ):
+        if name.startswith("SESSIONSTORE_TEST_") or name in (
+            "AWS_ENDPOINT_URL",
+            "STORAGE_EMULATOR_HOST",
+            "AZURE_STORAGE_CONNECTION_STRING",
+            "SESSIONSTORE_REQUIRE_EMULATORS",
+        ):
+            monkeypatch.delenv(name)
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    return pytester
+
+
+def test_auto_starts_what_the_tests_need_and_stops_it(
+    project: pytest.Pytester, run_dir: Path
+) -> None:
+    project.makepyfile(GCS_TEST)
+    result = project.runpytest_subprocess("--sessionstore-localcloud=auto")
+    result.assert_outcomes(passed=1)
+    assert (run_dir / "logs" / "fake-gcs.log").exists()
+    assert not (run_dir / "logs" / "localstack.log").exists()  # not needed, not started
+    assert list((run_dir / "pids").iterdir()) == []  # stopped at the end
+
+
+def test_a_configured_endpoint_is_used_as_it_is(
+    project: pytest.Pytester, run_dir: Path, monkeypatch: pytest.MonkeyPatch, taken_port: int
+) -> None:
+    # Something that is no fake-gcs-server listens there: the tests fail, nothing starts.
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{taken_port}")
+    project.makepyfile(GCS_TEST)
+    result = project.runpytest_subprocess("--sessionstore-localcloud=require")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*fake-gcs-server does not answer at *:{taken_port}*"])
+    assert not run_dir.exists()
+
+
+def test_off_starts_nothing(project: pytest.Pytester, run_dir: Path) -> None:
+    project.makepyfile(GCS_TEST)
+    project.makeini("[pytest]\nasyncio_mode = auto\nsessionstore_localcloud = off\n")
+    outcomes = project.runpytest_subprocess("-rs").parseoutcomes()
+    # Passed on whatever answers on the default port 9023, else skipped; never started.
+    assert outcomes.get("passed", 0) + outcomes.get("skipped", 0) == 1
+    assert not run_dir.exists()
+
+
+def test_a_bad_mode_is_a_usage_error(project: pytest.Pytester) -> None:
+    project.makepyfile(GCS_TEST)
+    project.makeini("[pytest]\nsessionstore_localcloud = sometimes\n")
+    result = project.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*sessionstore_localcloud = 'sometimes': use one of*"])
+
+
+@pytest.mark.parametrize(("mode", "outcome"), [("auto", "skipped"), ("require", "errors")])
+def test_an_emulator_that_cannot_start(
+    project: pytest.Pytester,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+    outcome: str,
+) -> None:
+    bin_dir = tmp_path / "bin"  # no Node.js: Azurite cannot start
+    bin_dir.mkdir()
+    (bin_dir / "ps").symlink_to(shutil.which("ps") or "/bin/ps")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    project.makepyfile(AZURE_TEST)
+    result = project.runpytest_subprocess(f"--sessionstore-localcloud={mode}", "-rs")
+    result.assert_outcomes(**{outcome: 1})
+    result.stdout.fnmatch_lines(["*azurite: unavailable: Node.js*"])

@@ -121,12 +121,16 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _require(emulator: Emulator, probe: str) -> Emulator:
+def _unavailable(message: str, mode: str) -> None:
+    """Skip, or fail in ``require`` mode and with ``SESSIONSTORE_REQUIRE_EMULATORS=1``."""
+    if mode == "require" or os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def _require(emulator: Emulator, probe: str, mode: str) -> Emulator:
     if not _answers(probe):
-        message = f"{emulator.name} does not answer at {emulator.endpoint}: {_HINT}"
-        if os.environ.get(REQUIRE_ENV) == "1":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        _unavailable(f"{emulator.name} does not answer at {emulator.endpoint}: {_HINT}", mode)
     return emulator
 
 
@@ -217,6 +221,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("sessionstore_localcloud", help_text, default="auto")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse a bad ``sessionstore_localcloud`` before any test runs."""
+    _mode(config)
+
+
 def _mode(config: pytest.Config) -> str:
     mode = config.getoption("sessionstore_localcloud", None) or config.getini(
         "sessionstore_localcloud"
@@ -284,11 +293,8 @@ def _emulator(request: pytest.FixtureRequest, fixture: str) -> Emulator:
         try:
             emulator = source.build(cloud.port(source.cloud_name))
         except LocalCloudError as exc:
-            message = f"the local cloud could not start {exc}"
-            if mode == "require" or os.environ.get(REQUIRE_ENV) == "1":
-                pytest.fail(message, pytrace=False)
-            pytest.skip(message)
-    return _require(emulator, emulator.endpoint.rstrip("/") + source.probe)
+            _unavailable(f"the local cloud could not start {exc}", mode)
+    return _require(emulator, emulator.endpoint.rstrip("/") + source.probe, mode)
 
 
 @pytest.fixture(scope="session")
