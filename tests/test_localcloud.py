@@ -72,6 +72,9 @@ def test_env_prints_the_lines_eval_expects(run_dir: Path) -> None:
         "export SESSIONSTORE_TEST_BUCKET='sessionstore-test'",
         "export SESSIONSTORE_TEST_MOTO_ENDPOINT='http://127.0.0.1:5000'",
     ]
+    command = [sys.executable, "-m", "sessionstore", "localcloud", "env"]  # the cli extra
+    same = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60)
+    assert same.stdout == result.stdout
 
 
 def test_last_holder_out_stops_it(run_dir: Path) -> None:

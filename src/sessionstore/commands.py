@@ -344,3 +344,19 @@ async def _copy_with_progress(
             shown[0] = report.done
 
         return await run(advance)
+
+
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "help_option_names": []},
+    epilog='Example: eval "$(sessionstore localcloud up)"',
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def localcloud(args: tuple[str, ...]) -> None:
+    """Run the emulators locally (up, down, status, env; `localcloud --help` for more).
+
+    The same as ``python -m sessionstore.localcloud``: LocalStack, fake-gcs-server,
+    Azurite and moto server on 127.0.0.1, without Docker.
+    """
+    from sessionstore.localcloud.command import main
+
+    raise SystemExit(main(args, prog="sessionstore localcloud"))

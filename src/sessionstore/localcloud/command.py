@@ -31,12 +31,12 @@ _EPILOG = (
 )
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--run-dir", type=Path, help="state directory (pids, logs, data)")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
     parser = argparse.ArgumentParser(
-        prog="python -m sessionstore.localcloud",
+        prog=prog,
         description="Run LocalStack, fake-gcs-server, Azurite and moto on 127.0.0.1 "
         "without Docker, installed into a per-user cache.",
         epilog=_EPILOG,
@@ -65,9 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the exit status (0 ok, 1 an emulator failed)."""
-    parser = _parser()
+def main(argv: Sequence[str] | None = None, prog: str = "python -m sessionstore.localcloud") -> int:
+    """Run one command; returns the exit status (0 ok, 1 an emulator failed, 2 usage)."""
+    parser = _parser(prog)
     args = parser.parse_args(argv)
     for name in getattr(args, "names", []):
         try:
