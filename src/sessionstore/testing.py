@@ -202,7 +202,7 @@ class _Source:
 
 _SOURCES = {
     "localstack_s3": _Source("localstack", _S3_VARIABLES, s3_emulator, "/_localstack/health"),
-    "moto_s3": _Source("moto", _MOTO_VARIABLES, moto_emulator, "/moto-api/data.json"),
+    "moto_s3": _Source("moto", _MOTO_VARIABLES, moto_emulator, "/"),
     "fake_gcs": _Source("fake-gcs", _GCS_VARIABLES, gcs_emulator, "/storage/v1/b"),
     "azurite": _Source("azurite", _AZURE_VARIABLES, azure_emulator, "?comp=list"),
 }

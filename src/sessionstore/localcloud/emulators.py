@@ -167,8 +167,9 @@ class Moto(Emulator):
         ], {}
 
     def answers(self, port: int) -> bool:
-        status, _, body = _http("GET", f"http://{HOST}:{port}/moto-api/data.json")
-        return status == 200 and body.startswith(b"{")
+        # ListBuckets: small and quick (moto's /moto-api/data.json dumps all its state).
+        status, _, body = _http("GET", f"http://{HOST}:{port}/")
+        return status == 200 and b"ListAllMyBucketsResult" in body
 
     def exports(self, port: int) -> list[tuple[str, str]]:
         return [("SESSIONSTORE_TEST_MOTO_ENDPOINT", f"http://{HOST}:{port}")]
