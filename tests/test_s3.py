@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from sessionstore import (
     ObjectSessionStore,
@@ -14,6 +15,7 @@ from sessionstore import (
     StoreConfigError,
     open_store,
 )
+from sessionstore.provider import _AccessDenied, _NotFound, _PreconditionFailed, _Transient
 from sessionstore.stores.s3 import S3SessionStore
 from sessionstore.testing import Emulator
 from tests.contract import MakeStore, RequestCountContract, StoreContract, snapshot
@@ -215,3 +217,20 @@ async def test_config_mistakes_in_the_environment_fail_at_open(
         await store.load("s")
     assert value not in str(info.value)
     await store.aclose()
+
+
+def test_statuses_mean_what_they_mean_on_every_cloud() -> None:
+    """S3 reads HTTP statuses from the table GCS and Azure use (408 and 429 retried)."""
+    store = S3SessionStore("bkt", region_name="us-east-1")
+
+    def error(status: int, code: str = "Whatever") -> ClientError:
+        response: Any = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+        return ClientError(response, "PutObject")
+
+    for status in (408, 429, 500, 502, 503, 504):
+        assert store._classify(error(status)) is _Transient
+    assert store._classify(error(403)) is _AccessDenied
+    assert store._classify(error(412)) is _PreconditionFailed
+    assert store._classify(error(404)) is _NotFound
+    assert store._classify(error(404, "NoSuchBucket")) is _AccessDenied  # the code wins
+    assert store._classify(error(400, "SlowDown")) is _Transient
