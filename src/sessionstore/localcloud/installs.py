@@ -6,7 +6,8 @@ Azurite (``pins/package-lock.json``, installed with ``npm ci``). Each install li
 directory named after a fingerprint of its pin files (and, for the virtualenv, the
 Python version), so projects that pin the same versions share it, and a sessionstore
 release that changes a pin gets a fresh install beside the old one. An install is
-complete only once its stamp file is written; a file lock serialises installers.
+complete only once its stamp file is written; a file lock per install serialises its
+installers.
 """
 
 from __future__ import annotations
@@ -68,9 +69,10 @@ def _fingerprint(*parts: bytes) -> str:
 
 
 @contextlib.contextmanager
-def _install_lock(home: Path) -> Iterator[None]:
-    home.mkdir(parents=True, exist_ok=True)
-    with open(home / "install.lock", "w") as lock:
+def _install_lock(target: Path) -> Iterator[None]:
+    """Serialise installers of ``target`` (other installs go on beside it)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f"{target.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
@@ -108,7 +110,7 @@ def python_install(say: Say) -> Path:
     venv = home / f"python{version}-{_fingerprint(requirements, constraints)}"
     if (venv / _STAMP).exists():
         return venv
-    with _install_lock(home):
+    with _install_lock(venv):
         if (venv / _STAMP).exists():
             return venv
         log = home / f"{venv.name}.log"
@@ -159,7 +161,7 @@ def node_install(say: Say) -> Path:
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
         raise InstallError("Node.js with npm not found: Azurite needs Node.js 20 or newer")
-    with _install_lock(home):
+    with _install_lock(root):
         if (root / _STAMP).exists():
             return root / "node_modules"
         log = home / f"{root.name}.log"
