@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -115,6 +116,24 @@ def test_started_by_hand_is_not_stopped_by_a_release(run_dir: Path) -> None:
     assert local.release(os.getpid()) == []
     assert local.pid(FAKE_GCS) is not None
     assert local.down() == ["fake-gcs"]
+
+
+def test_up_waits_for_one_already_running_to_answer(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = LocalCloud(run_dir)
+    local.up(["fake-gcs"])
+    pid = local.pid(FAKE_GCS)
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # running, but answering nothing
+    try:
+        monkeypatch.setenv("LOCALSTACK_UP_TIMEOUT", "2")
+        with pytest.raises(LocalCloudError, match="fake-gcs: not healthy within 2s"):
+            LocalCloud(run_dir).up(["fake-gcs"])
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    LocalCloud(run_dir).up(["fake-gcs"])
+    assert local.pid(FAKE_GCS) == pid
 
 
 def test_a_taken_default_port_is_swapped_for_a_free_one(

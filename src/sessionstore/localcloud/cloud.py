@@ -150,7 +150,7 @@ class LocalCloud:
 
     def up(self, names: Iterable[str] | None = None, *, holder: int | None = None) -> None:
         """Start the named emulators (default: all four) unless they already run,
-        wait until they are healthy and create the test bucket on each.
+        wait until each is healthy and make sure the test bucket exists on it.
 
         With ``holder`` (a pid), the emulators started here, and those already held,
         are held by it until :meth:`release`. Emulators that fail do not stop the
@@ -169,7 +169,7 @@ class LocalCloud:
                 except (OSError, RuntimeError) as exc:
                     failures[emulator.name] = str(exc)
             deadline = time.monotonic() + self.up_timeout
-            for emulator in started:
+            for emulator in emulators:  # those already running too: one may be starting
                 if emulator.name not in failures:
                     self._wait_ready(emulator, deadline, failures)
         if started:
