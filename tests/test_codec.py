@@ -1,5 +1,7 @@
 """Serialization, compression and the size guard."""
 
+import dataclasses
+import decimal
 import enum
 import gzip
 import json
@@ -7,7 +9,9 @@ import math
 import re
 import subprocess
 import sys
+import uuid
 from collections import OrderedDict, defaultdict
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -16,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sessionstore import SnapshotDecodeError, SnapshotEncodeError, SnapshotTooLargeError
-from sessionstore.codec import Codec
+from sessionstore.codec import Codec, JsonSerializer
 
 json_values = st.recursive(
     st.none()
@@ -47,26 +51,171 @@ def test_round_trip_matches_stdlib_json(snap: dict[str, Any], compression: Any) 
         assert json.loads(encoded.body) == snap  # what JSON.parse would read
 
 
+class Colour(enum.Enum):
+    RED = (1, 2)
+
+
+@dataclasses.dataclass
+class Point:
+    x: int = 1
+
+
 @pytest.mark.parametrize(
-    ("bad", "where"),
+    ("bad", "message"),
     [
-        ({"a": [1, {"b": math.nan}]}, "snapshot['a'][1]['b']"),
-        ({"a": -math.inf}, "snapshot['a']"),
-        ({"a": {2: 1}}, "key of type int"),
-        ({"a": {1, 2}}, "set"),
-        ({"a": b"x"}, "bytes"),
+        ({"a": [1, {"b": math.nan}]}, "snapshot['a'][1]['b'] is nan, which JSON"),
+        ({"a": -math.inf}, "snapshot['a'] is -inf, which JSON"),
+        ({"x": math.nan, "y": 1}, "snapshot['x'] is nan"),
+        ({"y": 1, "x": math.inf}, "snapshot['x'] is inf"),
+        ([1, 2], "a JSON object (dict), not list"),
+        ({"a": {2: 1}}, "snapshot['a'] has a key of type int; JSON keys are str"),
+        ({"a": [{"b": 1}, {1.5: 1}]}, "snapshot['a'][1] has a key of type float"),
+        ({"a": {1, 2}}, "snapshot['a'] is a set, which is not a JSON type"),
+        ({"a": b"x"}, "snapshot['a'] is a bytes,"),
+        ({"a": (1, b"x")}, "snapshot['a'][1] is a bytes,"),
+        ({"a": datetime(2024, 1, 1, tzinfo=UTC)}, "snapshot['a'] is a datetime,"),
+        ({"a": uuid.UUID(int=1)}, "snapshot['a'] is a UUID,"),
+        ({"a": decimal.Decimal("1.5")}, "snapshot['a'] is a Decimal,"),
+        ({"a": Colour.RED}, "snapshot['a'] is a Colour,"),
+        ({"a": Point()}, "snapshot['a'] is a Point,"),
+        ({"a": object()}, "snapshot['a'] is a object,"),
+        ({"a": "\udc00"}, "surrogates not allowed"),
+    ],
+    ids=[
+        "nested-nan",
+        "minus-inf",
+        "nan-before-another-key",
+        "inf-after-another-key",
+        "not-a-dict",
+        "int-key",
+        "float-key-in-list",
+        "set",
+        "bytes",
+        "bytes-in-tuple",
+        "datetime",
+        "uuid",
+        "decimal",
+        "enum-of-tuple",
+        "dataclass",
+        "object",
+        "lone-surrogate",
     ],
 )
-def test_non_json_is_refused_with_its_path(bad: Any, where: str) -> None:
+def test_non_json_is_refused_with_its_path(bad: Any, message: str) -> None:
     with pytest.raises(SnapshotEncodeError) as info:
         Codec().encode(bad)
-    assert where in str(info.value)
+    assert message in str(info.value)
+    assert type(info.value) is SnapshotEncodeError
 
 
-def test_small_bodies_are_not_compressed() -> None:
-    codec = Codec(compression="gzip", compress_min_bytes=100)
-    assert codec.encode({"a": 1}).encoding is None
-    assert codec.encode({"a": "x" * 200}).encoding == "gzip"
+def test_json_serializer_raises_value_error_only() -> None:
+    for bad in ({"a": "\udc00"}, {"a": math.nan}, {"a": Point()}, {"a": {1: 2}}):
+        with pytest.raises(ValueError) as info:
+            JsonSerializer().dumps(bad)
+        assert type(info.value) is ValueError
+    assert JsonSerializer().dumps({"a": [1, 2.5, None, True, "é"]}) == (
+        '{"a":[1,2.5,null,true,"é"]}'.encode()
+    )
+    assert JsonSerializer().dumps({"t": (1, 2)}) == b'{"t":[1,2]}'
+
+
+def test_too_deep_or_unserializable_is_an_encode_error() -> None:
+    class Broken:
+        content_type = "application/json"
+
+        def dumps(self, obj: Any) -> bytes:
+            raise OverflowError("too big")
+
+        def loads(self, data: bytes) -> Any:
+            raise RecursionError("too deep")
+
+    codec = Codec(serializer=Broken())
+    with pytest.raises(SnapshotEncodeError, match="cannot be serialized: too big"):
+        codec.encode({"a": 1})
+    with pytest.raises(SnapshotDecodeError, match="k is not a valid snapshot: too deep"):
+        codec.decode(b"{}", "k")
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_small_bodies_are_not_compressed(compression: Any) -> None:
+    codec = Codec(compression=compression, compress_min_bytes=100)
+    assert codec.encode({"a": "x" * 91}).encoding is None  # 99 bytes
+    assert codec.encode({"a": "x" * 92}).encoding == compression  # exactly 100 bytes
+    assert codec.content_type == "application/json"
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_compression_that_does_not_shrink_is_skipped(compression: Any) -> None:
+    """A stored body is never bigger than the snapshot, so what was saved loads."""
+    snap = {"a": 1}
+    raw = json.dumps(snap, separators=(",", ":")).encode()
+    codec = Codec(compression=compression, compress_min_bytes=0, max_snapshot_bytes=len(raw))
+    encoded = codec.encode(snap)
+    assert encoded.encoding is None and encoded.body == raw
+    assert codec.decode(encoded.body, "k") == snap
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_decompressed_size_boundary(compression: Any) -> None:
+    snap = {"a": "z" * 5000}
+    raw = Codec().encode(snap).body
+    body = Codec(compression=compression, compress_min_bytes=0).encode(snap).body
+    assert len(body) < len(raw)
+    assert Codec(max_snapshot_bytes=len(raw)).decode(body, "k") == snap
+    with pytest.raises(
+        SnapshotTooLargeError,
+        match=f"k decompresses to more than max_snapshot_bytes={len(raw) - 1}",
+    ):
+        Codec(max_snapshot_bytes=len(raw) - 1).decode(body, "k")
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+@pytest.mark.parametrize(
+    "tail", [b"\x00", b"junk", b"whole-second-frame"], ids=["nul", "junk", "second-frame"]
+)
+def test_trailing_bytes_after_the_frame_are_refused(compression: Any, tail: bytes) -> None:
+    codec = Codec(compression=compression, compress_min_bytes=0)
+    body = codec.encode({"a": "y" * 1000}).body
+    if tail == b"whole-second-frame":
+        tail = codec.encode({"b": "w" * 1000}).body
+    assert codec.decode(body, "k") == {"a": "y" * 1000}
+    with pytest.raises(
+        SnapshotDecodeError, match=f"k is truncated or has trailing bytes \\({compression}\\)"
+    ):
+        codec.decode(body + tail, "k")
+
+
+def test_decode_names_what_is_wrong() -> None:
+    codec = Codec()
+    with pytest.raises(SnapshotDecodeError, match="k holds a JSON list, not a snapshot object"):
+        codec.decode(b"[1]", "k")
+    with pytest.raises(SnapshotDecodeError, match="k is not a valid snapshot"):
+        codec.decode(b"{", "k")
+    with pytest.raises(SnapshotDecodeError, match="k is corrupt gzip"):
+        codec.decode(b"\x1f\x8bxxxxxxxxxx", "k")
+    with pytest.raises(SnapshotDecodeError, match="k is corrupt zstd"):
+        codec.decode(b"\x28\xb5\x2f\xfdxxxxxxxx", "k")
+    assert codec.decode(b"{}", "k") == {}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"compression": "lz4"},
+        {"max_snapshot_bytes": 0},
+        {"max_snapshot_bytes": 1.5},
+        {"compress_min_bytes": -1},
+        {"compress_min_bytes": "1"},
+        {"serializer": object()},
+    ],
+    ids=["lz4", "zero-max", "float-max", "negative-min", "str-min", "not-a-serializer"],
+)
+def test_bad_options(options: dict[str, Any]) -> None:
+    from sessionstore import StoreConfigError
+
+    with pytest.raises(StoreConfigError):
+        Codec(**options)
+    Codec(max_snapshot_bytes=1, compress_min_bytes=0)  # the smallest values that are valid
 
 
 def test_gzip_bomb_stops_at_the_limit() -> None:
@@ -94,8 +243,13 @@ def test_truncated_compressed_bodies(codec: Any) -> None:
 
 
 def test_stored_size_over_the_limit() -> None:
-    with pytest.raises(SnapshotTooLargeError, match="k is 11 bytes"):
+    with pytest.raises(SnapshotTooLargeError, match="k is 11 bytes, over max_snapshot_bytes=10"):
         Codec(max_snapshot_bytes=10).decode(b'{"a":"xxx"}', "k")
+    assert Codec(max_snapshot_bytes=11).decode(b'{"a":"xxx"}', "k") == {"a": "xxx"}
+    Codec(max_snapshot_bytes=10).check_size(None, "k")  # size unknown: read, then checked
+    Codec(max_snapshot_bytes=10).check_size(10, "k")
+    with pytest.raises(SnapshotTooLargeError, match="k is 11 bytes"):
+        Codec(max_snapshot_bytes=10).check_size(11, "k")
 
 
 class Color(enum.StrEnum):
@@ -180,3 +334,39 @@ def test_nesting_deeper_than_orjson_allows_is_an_encode_error() -> None:
     for _ in range(253):
         shallow = [shallow]
     assert Codec().encode({"ok": shallow}).body.startswith(b'{"ok":[[')
+
+
+def test_encoded_size_boundary() -> None:
+    snap = {"a": "xxx"}  # 11 bytes of JSON
+    assert Codec(max_snapshot_bytes=11).encode(snap).body == b'{"a":"xxx"}'
+    with pytest.raises(
+        SnapshotTooLargeError, match="snapshot is 11 bytes, over max_snapshot_bytes=10"
+    ):
+        Codec(max_snapshot_bytes=10).encode(snap)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"a": 2**64}, "Integer exceeds 64-bit range"),
+        ({"a": -(2**63) - 1}, "Integer exceeds 64-bit range"),
+    ],
+    ids=["2**64", "below-int64"],
+)
+def test_what_orjson_refuses_is_an_encode_error(bad: Any, message: str) -> None:
+    with pytest.raises(SnapshotEncodeError, match=message):
+        Codec().encode(bad)
+    assert Codec().encode({"a": 2**64 - 1}).body == b'{"a":18446744073709551615}'
+
+
+def test_zstd_without_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessionstore import StoreConfigError
+
+    body = Codec(compression="zstd", compress_min_bytes=0).encode({"a": "z" * 100}).body
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # makes `import zstandard` fail
+    hint = "zstd compression needs the zstandard package: pip install 'sessionstore\\[zstd\\]'"
+    with pytest.raises(StoreConfigError, match=f"^{hint}$"):
+        Codec(compression="zstd")
+    with pytest.raises(StoreConfigError, match=f"^this object is zstd-compressed; {hint}$"):
+        Codec().decode(body, "k")
+    assert Codec(compression="gzip").decode(b'{"a":1}', "k") == {"a": 1}

@@ -1,17 +1,28 @@
 """FileSessionStore passes the contract, plus what only files have."""
 
 import asyncio
+import errno
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
 
-from sessionstore import FileSessionStore, SnapshotDecodeError
+from sessionstore import (
+    FileSessionStore,
+    RetryPolicy,
+    SessionStoreError,
+    SnapshotDecodeError,
+    StoreAccessError,
+    StoreUnavailableError,
+)
 from tests.contract import MakeStore, StoreContract, snapshot
+
+FAST = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.01, deadline=30)
 
 
 class TestFileStore(StoreContract):
@@ -119,3 +130,176 @@ async def test_listing_ignores_what_is_not_the_layout(tmp_path: Path) -> None:
     (tmp_path / "dir.json").mkdir()  # a directory is not a session
     (tmp_path / ".sessionstore.tmp").write_bytes(b'{"torn')  # a killed write's leftover
     assert await store.list() == ["x" * 300]
+
+
+class _Fail:
+    """Replaces an ``os`` function: raises ``OSError(code)`` on the first ``times`` calls."""
+
+    def __init__(self, real: Any, code: int, times: int = 1_000) -> None:
+        self.real, self.code, self.times, self.calls = real, code, times, 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.times:
+            raise OSError(self.code, os.strerror(self.code))
+        return self.real(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("code", "error", "message"),
+    [
+        (errno.ENOSPC, SessionStoreError, "failed (OSError: No space left on device)"),
+        (errno.EIO, SessionStoreError, "failed (OSError: Input/output error)"),
+        (errno.EROFS, SessionStoreError, "failed (OSError: Read-only file system)"),
+        (
+            errno.EACCES,
+            StoreAccessError,
+            "was refused (PermissionError: Permission denied): check the credentials and that",
+        ),
+        (errno.ENOENT, StoreAccessError, "does not exist"),
+    ],
+    ids=["ENOSPC", "EIO", "EROFS", "EACCES", "ENOENT"],
+)
+async def test_a_failed_write_surfaces_and_leaves_nothing_behind(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    code: int,
+    error: type[Exception],
+    message: str,
+) -> None:
+    store = FileSessionStore(tmp_path, prefix="p/")
+    await store.save("s", snapshot(tick=1))
+    fsync = _Fail(os.fsync, code)
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(error) as info:
+        await store.save("s", snapshot(tick=2))
+    assert type(info.value) is error
+    assert str(info.value).startswith(f"file save {tmp_path.as_uri()}/p/s.json")
+    assert message in str(info.value)
+    assert isinstance(info.value.__cause__, OSError)
+    assert fsync.calls == 1  # not retried
+    monkeypatch.undo()
+    assert _json_files(tmp_path) == ["p/s.json"]
+    assert await store.load("s") == snapshot(tick=1)
+
+
+@pytest.mark.parametrize("code", [errno.EAGAIN, errno.EBUSY], ids=["EAGAIN", "EBUSY"])
+async def test_transient_os_errors_are_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    store = FileSessionStore(tmp_path, retry=FAST)
+    fsync = _Fail(os.fsync, code, times=2)
+    monkeypatch.setattr(os, "fsync", fsync)
+    await store.save("s", snapshot(tick=2))
+    assert fsync.calls == 4  # two failed attempts, then the file and its directory
+    monkeypatch.undo()
+    assert _json_files(tmp_path) == ["s.json"]
+    assert await store.load("s") == snapshot(tick=2)
+
+
+async def test_the_default_policy_gives_up_after_five_attempts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileSessionStore(tmp_path)
+    await store.save("s", snapshot(tick=1))
+    fsync = _Fail(os.fsync, errno.EAGAIN)
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(StoreUnavailableError, match="failed after 5 attempt"):
+        await store.save("s", snapshot(tick=2))
+    assert fsync.calls == 5
+    monkeypatch.undo()
+    assert _json_files(tmp_path) == ["s.json"]
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        (errno.EIO, SessionStoreError),
+        (errno.EACCES, StoreAccessError),
+    ],
+    ids=["EIO", "EACCES"],
+)
+async def test_read_delete_and_list_errors_surface(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    code: int,
+    error: type[Exception],
+) -> None:
+    store = FileSessionStore(tmp_path, retry=FAST)
+    await store.save("s", snapshot())
+    where = f"{tmp_path.as_uri()}/s.json"
+    for name, op, call in [
+        ("fstat", f"file load {where}", store.load("s")),
+        ("stat", f"file head {where}", store.has("s")),
+        ("unlink", f"file delete {where}", store.delete("s")),
+        ("scandir", f"file list {tmp_path.as_uri()}", store.list()),
+    ]:
+        failing = _Fail(getattr(os, name), code)
+        monkeypatch.setattr(os, name, failing)
+        with pytest.raises(error) as info:
+            await call
+        monkeypatch.undo()
+        assert type(info.value) is error and str(info.value).startswith(op), info.value
+        assert failing.calls == 1
+    assert await store.load("s") == snapshot()
+
+
+async def test_a_missing_directory_lists_empty(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path / "root", prefix="not/yet/")
+    assert await store.list() == []
+    assert await store.load("s") is None
+    await store.delete("s")
+
+
+async def test_multi_level_prefixes(tmp_path: Path) -> None:
+    deep = FileSessionStore(tmp_path, prefix="a/b/c")
+    shallow = FileSessionStore(tmp_path, prefix="a/")
+    await deep.save("s/1", snapshot())
+    await shallow.save("t", snapshot())
+    assert _json_files(tmp_path) == ["a/b/c/s%2F1.json", "a/t.json"]
+    assert await deep.list() == ["s/1"] and await shallow.list() == ["t"]
+    assert await deep.load("s/1") == snapshot()
+    assert await shallow.load("s/1") is None
+    await deep.delete("s/1")
+    assert await deep.list() == []
+
+
+async def test_eintr_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FileSessionStore(tmp_path, retry=FAST)
+    fsync = _Fail(os.fsync, errno.EINTR, times=1)
+    monkeypatch.setattr(os, "fsync", fsync)
+    await store.save("s", snapshot())
+    assert fsync.calls == 3
+
+
+async def test_secrets_in_os_error_text_are_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "upload?sig=abc123&se=2030 AccountKey=k3y; client_secret=s3cr3t")
+
+    store = FileSessionStore(tmp_path)
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(SessionStoreError) as info:
+        await store.save("s", snapshot())
+    message = str(info.value)
+    assert "sig=***&se=*** AccountKey=***; client_secret=***" in message
+    for secret in ("abc123", "2030", "k3y", "s3cr3t"):
+        assert secret not in message
+
+
+async def test_the_root_is_created_with_its_parents(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path / "a" / "b" / "root")
+    await store.save("s", snapshot())
+    assert await FileSessionStore(tmp_path / "a" / "b" / "root").load("s") == snapshot()
+
+
+async def test_one_listing_request_per_page(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path)
+    for i in range(6):
+        await store.save(f"s{i}", snapshot())
+    scans = _Fail(os.scandir, 0, times=0)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(os, "scandir", scans)
+        assert len([i async for i in store.iter_ids(page_size=3)]) == 6
+    assert scans.calls == 2  # a full last page needs no third read of the directory

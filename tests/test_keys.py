@@ -35,6 +35,21 @@ def test_any_encodable_id_round_trips_under_the_prefix(session_id: str) -> None:
         ("100%", "100%25"),
         ("é", "%C3%A9"),
         ("\x00", "%00"),
+        ("a~b", "a~b"),
+        ("a+b", "a%2Bb"),
+    ],
+    ids=[
+        "plain",
+        "slash",
+        "dot",
+        "dotdot",
+        "three-dots",
+        "space",
+        "percent",
+        "e-acute",
+        "nul",
+        "tilde",
+        "plus",
     ],
 )
 def test_encoding_examples(session_id: str, encoded: str) -> None:
@@ -45,10 +60,33 @@ def test_plain_ids_are_unchanged_for_typescript_stores() -> None:
     assert make_key("sessions/", "sess_01HZX-abc") == "sessions/sess_01HZX-abc.json"
 
 
-@pytest.mark.parametrize("bad", ["", None, 1, b"x", "\ud800", "x" * 1020])
-def test_invalid_ids(bad: object) -> None:
-    with pytest.raises(InvalidSessionIdError):
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("", "must not be empty"),
+        (None, "must be a str, not NoneType"),
+        (1, "must be a str, not int"),
+        (b"x", "must be a str, not bytes"),
+        ("\ud800", "cannot be encoded as UTF-8: surrogates not allowed"),
+        ("x" * 1020, "makes a key of 1034 bytes; the limit is 1024"),
+    ],
+    ids=["empty", "None", "int", "bytes", "lone-surrogate", "too-long"],
+)
+def test_invalid_ids(bad: object, message: str) -> None:
+    with pytest.raises(InvalidSessionIdError, match=message):
         make_key("sessions/", bad)  # type: ignore[arg-type]
+
+
+def test_key_length_boundary() -> None:
+    """A key of exactly 1024 UTF-8 bytes is accepted; 1025 is refused."""
+    fits = "x" * (1024 - len("sessions/") - len(".json"))
+    assert len(make_key("sessions/", fits).encode()) == 1024
+    with pytest.raises(InvalidSessionIdError, match="of 1011 characters makes a key of 1025 bytes"):
+        make_key("sessions/", fits + "x")
+    # The limit counts encoded bytes: one "é" is 6 bytes of key ("%C3%A9").
+    assert len(make_key("", "é" * 169 + "x" * 5).encode()) == 1024
+    with pytest.raises(InvalidSessionIdError):
+        make_key("", "é" * 170)
 
 
 @pytest.mark.parametrize(
@@ -76,7 +114,24 @@ def test_prefix_normalization(given_prefix: str, normalized: str) -> None:
     assert normalize_prefix(given_prefix) == normalized
 
 
-@pytest.mark.parametrize("bad", ["a//b", "a/../b", "./a", "a\nb", 3])
-def test_bad_prefixes(bad: object) -> None:
-    with pytest.raises(StoreConfigError):
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("a//b", "empty, '.' or '..' segment"),
+        ("a/../b", "empty, '.' or '..' segment"),
+        ("./a", "empty, '.' or '..' segment"),
+        ("a/.", "empty, '.' or '..' segment"),
+        ("a\nb", "control character"),
+        ("a\x7fb", "control character"),
+        ("a\x1fb", "control character"),
+        (3, "must be a str, not int"),
+    ],
+    ids=["empty-segment", "dotdot", "dot", "trailing-dot", "newline", "del", "unit-sep", "int"],
+)
+def test_bad_prefixes(bad: object, message: str) -> None:
+    with pytest.raises(StoreConfigError, match=message):
         normalize_prefix(bad)  # type: ignore[arg-type]
+
+
+def test_prefix_may_hold_spaces_and_unicode() -> None:
+    assert normalize_prefix("a b/é ~") == "a b/é ~/"

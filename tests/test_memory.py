@@ -1,11 +1,13 @@
 """MemorySessionStore passes the contract; stores of one test share one dict."""
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from sessionstore import MemorySessionStore
+from sessionstore import MemorySessionStore, StoreAccessError, StoreConfigError
 from tests.contract import MakeStore, StoreContract, snapshot
 
 
@@ -29,3 +31,136 @@ async def test_lru_evicts_least_recently_used() -> None:
     await store.load("a")
     await store.save("c", snapshot("c"))
     assert await store.list() == ["a", "c"]
+
+
+async def test_lru_counts_a_save_as_a_use() -> None:
+    store = MemorySessionStore(max_size=2)
+    await store.save("a", snapshot("a"))
+    await store.save("b", snapshot("b"))
+    await store.save("a", snapshot("a", tick=2))  # re-saved: now the most recent
+    await store.save("c", snapshot("c"))
+    assert await store.list() == ["a", "c"]
+    await store.has("a")  # a HEAD is not a use
+    await store.save("d", snapshot("d"))
+    assert await store.list() == ["c", "d"]
+
+
+async def test_max_size_one_and_validation() -> None:
+    store = MemorySessionStore(max_size=1)
+    await store.save("a", snapshot("a"))
+    await store.save("b", snapshot("b"))
+    assert await store.list() == ["b"]
+    for bad in (0, -1, 1.5, "2"):
+        with pytest.raises(StoreConfigError, match="max_size must be a positive int"):
+            MemorySessionStore(max_size=bad)  # type: ignore[arg-type]
+
+
+async def test_prefix_separates_stores_sharing_one_dict() -> None:
+    plain, prefixed = MemorySessionStore(), MemorySessionStore(prefix="p/q")
+    prefixed._objects, prefixed._counter = plain._objects, plain._counter
+    await plain.save("s", snapshot("plain"))
+    await prefixed.save("s", snapshot("prefixed"))
+    assert sorted(plain._objects) == ["p/q/s.json", "s.json"]
+    assert await plain.list() == ["s"] and await prefixed.list() == ["s"]
+    assert await prefixed.load("s") == snapshot("prefixed")
+    await prefixed.delete("s")
+    assert await plain.load("s") == snapshot("plain")
+    assert repr(prefixed) == "MemorySessionStore('memory://', prefix='p/q/')"
+
+
+class Counting(MemorySessionStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = self.closed = 0
+
+    async def _open(self) -> None:
+        await asyncio.sleep(0)  # let concurrent first uses meet here
+        self.opened += 1
+
+    async def _close(self) -> None:
+        self.closed += 1
+
+
+async def test_open_once_close_once_and_reopen() -> None:
+    store = Counting()
+    await asyncio.gather(*(store.save(f"s{i}", snapshot()) for i in range(5)))
+    assert (store.opened, store.closed) == (1, 0)
+    await store.aclose()
+    await store.aclose()
+    assert (store.opened, store.closed) == (1, 1)
+    assert await store.list() == [f"s{i}" for i in range(5)]  # reopens on first use
+    assert (store.opened, store.closed) == (2, 1)
+    async with store as entered:
+        assert entered is store
+    assert (store.opened, store.closed) == (2, 2)
+    async with Counting() as fresh:
+        assert fresh.opened == 1
+    assert fresh.closed == 1
+
+
+async def test_ttl_boundary_on_load_and_has() -> None:
+    store = MemorySessionStore(ttl=timedelta(hours=1))
+    await store.save("s", snapshot())
+    [info] = [info async for info in store.iter_info()]
+    assert info.last_modified is not None
+    store._now = lambda: info.last_modified + timedelta(hours=1)  # type: ignore[method-assign,operator]
+    assert await store.load("s") == snapshot() and await store.has("s")  # exactly the ttl
+    assert [i.session_id async for i in store.iter_info()] == ["s"]
+    store._now = lambda: info.last_modified + timedelta(hours=1, microseconds=1)  # type: ignore[method-assign,operator]
+    assert await store.load("s") is None and not await store.has("s")
+    assert await store.list() == []
+
+
+async def test_metadata_written_with_each_kind_of_save() -> None:
+    """The write id only where it is read back (conditional saves); codec and tick always."""
+    store = MemorySessionStore(compression="gzip", compress_min_bytes=10)
+    await store.save("plain", {"a": 1})
+    await store.save("packed", {"a": "x" * 100})
+    await store.save("created", {"a": 1}, if_absent=True)
+    stale = MemorySessionStore(reject_stale=True)
+    stale._objects, stale._counter = store._objects, store._counter
+    await stale.save("ticked", {"tick": 4})
+
+    async def metadata(session_id: str) -> dict[str, str]:
+        return dict((await store._head(store._key(session_id))).metadata)
+
+    assert await metadata("plain") == {}
+    assert await metadata("packed") == {"sessionstore-encoding": "gzip"}
+    assert set(await metadata("created")) == {"sessionstore-write-id"}
+    assert (await metadata("ticked"))["sessionstore-tick"] == "4"
+    assert set(await metadata("ticked")) == {"sessionstore-write-id", "sessionstore-tick"}
+
+
+class CountingPages(MemorySessionStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.pages = 0
+
+    async def _list_page(self, prefix: str, *, page_size: int, token: str | None) -> Any:
+        self.pages += 1
+        return await super()._list_page(prefix, page_size=page_size, token=token)
+
+
+async def test_one_listing_request_per_page() -> None:
+    store = CountingPages()
+    for i in range(6):
+        await store.save(f"s{i}", snapshot())
+    assert len([i async for i in store.iter_ids(page_size=3)]) == 6
+    assert store.pages == 2  # a full last page needs no third request
+    store.pages = 0
+    assert len([i async for i in store.iter_ids(page_size=4)]) == 6
+    assert store.pages == 2
+    store.pages = 0
+    assert len([i async for i in store.iter_ids(page_size=1000)]) == 6
+    assert store.pages == 1
+
+
+async def test_a_listing_that_finds_no_container_is_an_access_error() -> None:
+    class NoContainer(MemorySessionStore):
+        async def _list_page(self, prefix: str, *, page_size: int, token: str | None) -> Any:
+            return await self._get("the container")  # the store's own not-found error
+
+    with pytest.raises(StoreAccessError) as info:
+        await NoContainer().list()
+    assert str(info.value).startswith("memory list memory:// failed (")
+    assert str(info.value).endswith("): memory:// does not exist")

@@ -5,13 +5,16 @@ test of the base class's retry logic, not of any SDK.
 """
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from sessionstore import (
+    ConflictError,
     MemorySessionStore,
     RetryPolicy,
+    SessionStoreError,
     StoreAccessError,
     StoreConfigError,
     StoreUnavailableError,
@@ -85,11 +88,50 @@ async def test_access_errors_are_not_retried() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [{"attempts": 0}, {"base_delay": -1}, {"deadline": "x"}, {"max_delay": None}]
+    ("bad", "message"),
+    [
+        ({"attempts": 0}, "attempts must be an int >= 1, not 0"),
+        ({"attempts": 2.0}, "attempts must be an int >= 1, not 2.0"),
+        ({"base_delay": -1}, "base_delay must be a number >= 0, not -1"),
+        ({"max_delay": None}, "max_delay must be a number >= 0, not None"),
+        ({"deadline": "x"}, "deadline must be a number > 0, not 'x'"),
+        ({"deadline": 0}, "deadline must be a number > 0, not 0"),
+        ({"deadline": -1.5}, "deadline must be a number > 0, not -1.5"),
+    ],
+    ids=[
+        "zero-attempts",
+        "float-attempts",
+        "negative-delay",
+        "none-max",
+        "str-deadline",
+        "zero-deadline",
+        "negative-deadline",
+    ],
 )
-def test_policy_validation(bad: dict[str, Any]) -> None:
-    with pytest.raises(StoreConfigError):
+def test_policy_validation(bad: dict[str, Any], message: str) -> None:
+    with pytest.raises(StoreConfigError, match=f"RetryPolicy.{message}"):
         RetryPolicy(**bad)
+
+
+def test_policy_smallest_valid_values() -> None:
+    policy = RetryPolicy(attempts=1, base_delay=0, max_delay=0, deadline=0.001)
+    assert (policy.attempts, policy.base_delay, policy.max_delay) == (1, 0, 0)
+
+
+def test_default_policy() -> None:
+    """The documented defaults: 5 attempts, 50 ms base, 2 s cap, 20 s deadline."""
+    assert RetryPolicy() == RetryPolicy(attempts=5, base_delay=0.05, max_delay=2.0, deadline=20.0)
+    assert MemorySessionStore().retry == RetryPolicy()
+
+
+async def test_default_policy_retries_five_times() -> None:
+    store = FlakyStore(100)
+    with pytest.raises(StoreUnavailableError, match="after 5 attempt") as info:
+        await store.save("s", {"tick": 1})
+    assert store.calls == 5
+    assert str(info.value) == (
+        "memory save memory:///s.json failed after 5 attempt(s) (Flaky); the store is unavailable"
+    )
 
 
 async def test_lost_create_response_is_a_success() -> None:
@@ -108,3 +150,157 @@ async def test_lost_create_response_is_a_success() -> None:
     assert store.calls == 2
     got = await store.load_versioned("s")
     assert got is not None and got.version == version
+
+
+async def test_lost_if_version_response_is_a_success() -> None:
+    """A conditional write whose response was lost, then retried, recognises its own write."""
+
+    class LostResponse(FlakyStore):
+        async def _put(self, key: str, body: bytes, **kw: Any) -> str:
+            self.calls += 1
+            version = await MemorySessionStore._put(self, key, body, **kw)
+            if self.calls == 2:
+                raise Flaky("response lost after the write landed")
+            return version
+
+    store = LostResponse(0, retry=FAST)
+    v1 = await store.save("s", {"tick": 1})
+    v2 = await store.save("s", {"tick": 2}, if_version=v1)
+    assert store.calls == 3
+    got = await store.load_versioned("s")
+    assert got is not None and got.version == v2 and got.snapshot == {"tick": 2}
+
+
+async def test_another_writer_after_a_lost_response_is_a_conflict() -> None:
+    class LostThenOverwritten(FlakyStore):
+        async def _put(self, key: str, body: bytes, **kw: Any) -> str:
+            self.calls += 1
+            if self.calls == 2:
+                await MemorySessionStore._put(self, key, body, **kw)
+                await MemorySessionStore._put(
+                    self, key, b'{"tick": 99}', **dict(kw, if_version=None, metadata={})
+                )
+                raise Flaky("response lost; another writer landed since")
+            return await MemorySessionStore._put(self, key, body, **kw)
+
+    store = LostThenOverwritten(0, retry=FAST)
+    v1 = await store.save("s", {"tick": 1})
+    with pytest.raises(ConflictError) as info:
+        await store.save("s", {"tick": 2}, if_version=v1)
+    assert str(info.value) == (
+        f"memory save memory:///s.json: it is not at version {v1} (an earlier attempt's"
+        " response was lost; another writer's object is there now)"
+    )
+    assert await store.load("s") == {"tick": 99}
+
+
+class Broken(FlakyStore):
+    """Raises ``fault`` from the primitive named ``broken``, every time, counting calls."""
+
+    def __init__(self, broken: str, fault: Exception, **options: Any) -> None:
+        super().__init__(0, retry=FAST, **options)
+        self.broken, self.fault, self.failed = broken, fault, 0
+
+    def _fail(self, name: str) -> None:
+        if name == self.broken:
+            self.failed += 1
+            raise self.fault
+
+    async def _put(self, key: str, body: bytes, **kw: Any) -> str:
+        self._fail("put")
+        return await super()._put(key, body, **kw)
+
+    async def _get(self, key: str) -> Any:
+        self._fail("get")
+        return await super()._get(key)
+
+    async def _head(self, key: str) -> Any:
+        self._fail("head")
+        return await super()._head(key)
+
+    async def _delete(self, key: str, **kw: Any) -> None:
+        self._fail("delete")
+        await super()._delete(key, **kw)
+
+    async def _list_page(self, prefix: str, **kw: Any) -> Any:
+        self._fail("list")
+        return await super()._list_page(prefix, **kw)
+
+
+OPERATIONS = [
+    pytest.param("put", "save", {}, lambda s: s.save("s", {"tick": 1}), id="save-put"),
+    pytest.param("get", "load", {}, lambda s: s.load("s"), id="load-get"),
+    pytest.param("get", "load", {}, lambda s: s.load_versioned("s"), id="load_versioned-get"),
+    pytest.param("head", "head", {}, lambda s: s.has("s"), id="has-head"),
+    pytest.param("delete", "delete", {}, lambda s: s.delete("s"), id="delete-delete"),
+    pytest.param("delete", "delete", {}, lambda s: s.delete("s", if_version="1"), id="cas-delete"),
+    pytest.param("list", "list", {}, lambda s: s.list(), id="list-list"),
+    pytest.param("list", "list", {}, lambda s: s.purge_expired(timedelta(days=1)), id="purge-list"),
+    pytest.param(
+        "head",
+        "head",
+        {"reject_stale": True},
+        lambda s: s.save("s", {"tick": 2}),
+        id="stale-save-head",
+    ),
+]
+
+
+async def _broken_with_a_session(broken: str, error: Exception, **options: Any) -> Broken:
+    store = Broken(broken, error, **options)
+    seed = MemorySessionStore()
+    await seed.save("s", {"tick": 1})
+    store._objects, store._counter = seed._objects, seed._counter
+    return store
+
+
+@pytest.mark.parametrize(("broken", "op", "options", "call"), OPERATIONS)
+async def test_an_unclassified_error_is_a_session_store_error(
+    broken: str, op: str, options: dict[str, Any], call: Any
+) -> None:
+    store = await _broken_with_a_session(broken, RuntimeError("injected"), **options)
+    with pytest.raises(SessionStoreError) as info:
+        await call(store)
+    assert type(info.value) is SessionStoreError
+    where = "memory:///s.json" if op != "list" else "memory://"
+    assert str(info.value) == f"memory {op} {where} failed (RuntimeError)"
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert store.failed == 1  # never retried
+
+
+@pytest.mark.parametrize(("broken", "op", "options", "call"), OPERATIONS)
+async def test_access_errors_map_on_every_operation(
+    broken: str, op: str, options: dict[str, Any], call: Any
+) -> None:
+    store = await _broken_with_a_session(broken, Denied("no"), **options)
+    with pytest.raises(StoreAccessError) as info:
+        await call(store)
+    where = "memory:///s.json" if op != "list" else "memory://"
+    assert str(info.value) == (
+        f"memory {op} {where} was refused (Denied): check the credentials and that memory:// exists"
+    )
+    assert store.failed == 1
+
+
+@pytest.mark.parametrize(("broken", "op", "options", "call"), OPERATIONS)
+async def test_transient_errors_are_retried_on_every_operation(
+    broken: str, op: str, options: dict[str, Any], call: Any
+) -> None:
+    store = await _broken_with_a_session(broken, Flaky("slow down"), **options)
+    with pytest.raises(StoreUnavailableError) as info:
+        await call(store)
+    where = "memory:///s.json" if op != "list" else "memory://"
+    assert str(info.value) == (
+        f"memory {op} {where} failed after 4 attempt(s) (Flaky); the store is unavailable"
+    )
+    assert store.failed == 4
+
+
+async def test_each_retry_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    store = FlakyStore(2, retry=FAST)
+    with caplog.at_level("WARNING", logger="sessionstore"):
+        await store.save("s", {"tick": 1})
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"sessionstore: memory save memory:///s.json failed on attempt {n} (Flaky); retrying"
+        for n in (1, 2)
+    ]

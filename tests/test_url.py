@@ -1,5 +1,6 @@
 """open_store: schemes, parameters and clear errors."""
 
+import re
 import subprocess
 import sys
 from datetime import timedelta
@@ -7,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from sessionstore import FileSessionStore, MemorySessionStore, StoreConfigError, open_store
+from sessionstore import (
+    FileSessionStore,
+    MemorySessionStore,
+    RetryPolicy,
+    StoreConfigError,
+    open_store,
+)
 
 
 def test_default_is_the_embedded_file_store(
@@ -39,25 +46,196 @@ def test_file_urls_and_common_options(tmp_path: Path) -> None:
     assert open_store("file:relative/dir").root == Path.cwd() / "relative/dir"  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("reject_stale=false", False),
+        ("reject_stale=0", False),
+        ("reject_stale=no", False),
+        ("reject_stale=Off", False),
+        ("reject_stale=true", True),
+        ("reject_stale=1", True),
+        ("reject_stale=YES", True),
+        ("reject_stale=on", True),
+        ("reject_stale=%20true%20", True),
+    ],
+    ids=["false", "0", "no", "Off", "true", "1", "YES", "on", "padded"],
+)
+def test_boolean_parameters(query: str, expected: bool) -> None:
+    assert open_store(f"memory://?{query}").reject_stale is expected
+
+
+def test_retry_parameters_one_at_a_time() -> None:
+    default = RetryPolicy()
+    assert open_store("memory://").retry == default
+    attempts = open_store("memory://?retry_attempts=7").retry
+    assert attempts == RetryPolicy(7, default.base_delay, default.max_delay, default.deadline)
+    deadline = open_store("memory://?retry_deadline=2.5").retry
+    assert deadline == RetryPolicy(default.attempts, default.base_delay, default.max_delay, 2.5)
+    both = open_store("memory://?retry_deadline=3&retry_attempts=1").retry
+    assert (both.attempts, both.deadline) == (1, 3.0)
+
+
+def test_compression_and_size_parameters() -> None:
+    for text, expected in [("none", None), ("", None), ("gzip", "gzip"), ("zstd", "zstd")]:
+        store = open_store(f"memory://?compression={text}")
+        assert store._codec.compression == expected
+    store = open_store("memory://?compress_min_bytes=0&max_snapshot_bytes=1")
+    assert store._codec.compress_min_bytes == 0 and store._codec.max_snapshot_bytes == 1
+    assert open_store("memory://?ttl=0.5").ttl == timedelta(seconds=0.5)
+    assert open_store("memory://?max_size=1").max_size == 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("url", "cls", "location", "prefix"),
+    [
+        ("s3://bkt/a/b?region=eu-west-1", "S3SessionStore", "s3://bkt", "a/b/"),
+        ("s3://bkt", "S3SessionStore", "s3://bkt", "sessions/"),
+        ("s3://bkt/", "S3SessionStore", "s3://bkt", "sessions/"),
+        ("gs://bkt/a/b/", "GCSSessionStore", "gs://bkt", "a/b/"),
+        ("gcs://bkt/a", "GCSSessionStore", "gs://bkt", "a/"),
+        ("az://ctr/a/b", "AzureBlobSessionStore", "az://ctr", "a/b/"),
+        ("azure://ctr/", "AzureBlobSessionStore", "az://ctr", "sessions/"),
+        ("S3://bkt/x%20y/", "S3SessionStore", "s3://bkt", "x y/"),
+        ("s3://bkt/ignored/?prefix=q", "S3SessionStore", "s3://bkt", "q/"),
+    ],
+    ids=[
+        "s3-prefix",
+        "s3-bare",
+        "s3-slash",
+        "gs-prefix",
+        "gcs-alias",
+        "az-prefix",
+        "azure-alias",
+        "upper-scheme-quoted-prefix",
+        "prefix-parameter-wins",
+    ],
+)
+def test_cloud_buckets_and_prefixes(url: str, cls: str, location: str, prefix: str) -> None:
+    azure = {"connection_string": "UseDevelopmentStorage=true"} if "az" in url else {}
+    store = open_store(url, **azure)
+    assert type(store).__name__ == cls
+    assert store.location == location and store.prefix == prefix
+
+
+def test_cloud_parameters_reach_the_store() -> None:
+    s3 = open_store("s3://b/?region=eu-west-1&endpoint_url=http://127.0.0.1:1&read_timeout=2")
+    assert s3.region_name == "eu-west-1"  # type: ignore[attr-defined]
+    assert s3.endpoint_url == "http://127.0.0.1:1"  # type: ignore[attr-defined]
+    gcs = open_store("gs://b/?project=p&max_workers=3&timeout=4")
+    assert (gcs.project, gcs.max_workers, gcs.timeout) == ("p", 3, 4.0)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["file://localhost{root}", "file://{root}", "file:{root}"],
+    ids=["localhost", "empty-host", "no-slashes"],
+)
+def test_file_url_spellings(url: str, tmp_path: Path) -> None:
+    store = open_store(url.format(root=tmp_path / "a b"))
+    assert isinstance(store, FileSessionStore) and store.root == tmp_path / "a b"
+
+
+def test_every_cloud_parameter_is_accepted_and_checked() -> None:
+    s3 = (
+        "s3://b/?region=r&endpoint_url=http://h&sse=aws:kms&sse_kms_key_id=k"
+        "&max_pool_connections=8&connect_timeout=1.5&read_timeout=2"
+    )
+    assert open_store(s3).region_name == "r"  # type: ignore[attr-defined]
+    assert open_store("s3://b/?region_name=r2").region_name == "r2"  # type: ignore[attr-defined]
+    gcs = open_store("gs://b/?project=p&kms_key_name=k&max_workers=2&timeout=3")
+    assert gcs.kms_key_name == "k"  # type: ignore[attr-defined]
+    azure = open_store("az://c/?encryption_scope=e", connection_string="UseDevelopmentStorage=true")
+    assert azure.encryption_scope == "e"  # type: ignore[attr-defined]
+    with pytest.raises(StoreConfigError, match="not both"):  # account_url reaches the store
+        open_store("az://c/?account_url=https://a.example/", connection_string="x=y")
+    for url in [
+        "s3://b/?max_pool_connections=0",
+        "s3://b/?connect_timeout=0",
+        "s3://b/?read_timeout=-1",
+        "s3://b/?sse=",
+        "s3://b/?sse_kms_key_id=",
+        "s3://b/?endpoint_url=",
+        "gs://b/?max_workers=0",
+        "gs://b/?timeout=0",
+        "gs://b/?project=",
+        "gs://b/?kms_key_name=",
+        "az://c/?account_url=",
+        "az://c/?encryption_scope=",
+    ]:
+        with pytest.raises(StoreConfigError, match="bad value for parameter"):
+            open_store(url)
+
+
+def test_an_empty_env_var_means_the_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SESSIONSTORE_URL", "")
+    monkeypatch.chdir(tmp_path)
+    store = open_store()
+    assert isinstance(store, FileSessionStore) and store.root == tmp_path / ".sessions"
+
+
+@pytest.mark.parametrize(
+    ("module", "url", "extra"),
+    [("aioboto3", "s3://b/", "s3"), ("azure.storage.blob.aio", "az://c/", "azure")],
+    ids=["s3", "azure"],
+)
+def test_missing_extra_in_process(
+    monkeypatch: pytest.MonkeyPatch, module: str, url: str, extra: str
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
+    monkeypatch.delitem(sys.modules, f"sessionstore.stores.{extra}", raising=False)
+    with pytest.raises(StoreConfigError) as info:
+        open_store(url)
+    assert str(info.value) == (
+        f"{url!r} needs the {extra} extra ({module} is not installed):"
+        f" pip install 'sessionstore[{extra}]'"
+    )
+
+
 def test_keyword_options_override_the_query() -> None:
     store = open_store("memory://?max_size=3", max_size=5)
     assert isinstance(store, MemorySessionStore) and store.max_size == 5
 
 
+BAD_URLS = [
+    ("ftp://x/", "unknown store URL scheme"),
+    ("memory://?bogus=1", "unknown parameter 'bogus'"),
+    ("memory://?max_size=-1", "bad value for parameter 'max_size'"),
+    ("memory://?ttl=soon", "bad value for parameter 'ttl'"),
+    ("memory://?reject_stale=maybe", "reject_stale"),
+    ("memory://?compression=lz4", "compression"),
+    ("memory://?ttl=1&ttl=2", "given twice"),
+    ("memory://somewhere", "takes no location"),
+    ("file://otherhost/x", "names host"),
+    ("s3:///prefix/", "names no bucket"),
+    ("gs://", "names no bucket"),
+    ("az:///x", "names no container"),
+    ("file://", "has no directory"),
+    ("memory:///x", "takes no location"),
+    ("memory://?a", "malformed query"),
+    ("memory://?=1", "unknown parameter ''"),
+    ("memory://?ttl=1&&ttl=2", "malformed query"),
+    ("memory://?ttl=0", "bad value for parameter 'ttl'"),
+    ("memory://?ttl=-1", "bad value for parameter 'ttl'"),
+    ("memory://?ttl=nan", "bad value for parameter 'ttl'"),
+    ("memory://?max_size=0", "bad value for parameter 'max_size'"),
+    ("memory://?compress_min_bytes=-1", "bad value for parameter 'compress_min_bytes'"),
+    ("memory://?retry_attempts=0", "bad value for parameter 'retry_attempts'"),
+    ("memory://?retry_deadline=0", "bad value for parameter 'retry_deadline'"),
+    ("memory://?compression=GZIP", "expected gzip, zstd or none"),
+    ("s3://b/?region=", "parameter 'region' in 's3://b/': expected a value"),
+    ("s3://b/?region=a&region_name=b", "given twice"),
+    ("s3://b/?max_size=1", "unknown parameter 'max_size'"),
+    ("gs://b/?region=x", "unknown parameter 'region'"),
+]
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
-    [
-        ("ftp://x/", "unknown store URL scheme"),
-        ("memory://?bogus=1", "unknown parameter 'bogus'"),
-        ("memory://?max_size=-1", "bad value for parameter 'max_size'"),
-        ("memory://?ttl=soon", "bad value for parameter 'ttl'"),
-        ("memory://?reject_stale=maybe", "reject_stale"),
-        ("memory://?compression=lz4", "compression"),
-        ("memory://?ttl=1&ttl=2", "given twice"),
-        ("memory://somewhere", "takes no location"),
-        ("file://otherhost/x", "names host"),
-        ("s3:///prefix/", "names no bucket"),
-    ],
+    BAD_URLS,
+    ids=[re.sub(r"[^A-Za-z0-9_=&.-]+", "-", url) for url, _ in BAD_URLS],
 )
 def test_bad_urls(url: str, message: str) -> None:
     with pytest.raises(StoreConfigError, match=message):
@@ -87,6 +265,21 @@ def test_ttl_out_of_range_is_a_config_error(ttl: str) -> None:
 def test_a_fragment_is_refused(url: str) -> None:
     with pytest.raises(StoreConfigError, match="%23"):
         open_store(url)
+
+
+def test_unknown_parameter_lists_what_the_store_takes() -> None:
+    with pytest.raises(StoreConfigError) as info:
+        open_store("memory://?bogus=1")
+    assert str(info.value) == (
+        "unknown parameter 'bogus' in 'memory://'; MemorySessionStore takes: compress_min_bytes,"
+        " compression, max_size, max_snapshot_bytes, prefix, reject_stale, retry_attempts,"
+        " retry_deadline, ttl"
+    )
+
+
+def test_url_must_be_a_string() -> None:
+    with pytest.raises(StoreConfigError, match="must be a str, not bytes"):
+        open_store(b"memory://")  # type: ignore[arg-type]
 
 
 def test_bad_keyword_option() -> None:

@@ -254,8 +254,14 @@ class Codec:
         if self.compression is None or len(raw) < self.compress_min_bytes:
             return Encoded(raw, None)
         if self.compression == "gzip":
-            return Encoded(_gzip_compress(raw), "gzip")
-        return Encoded(_zstd().ZstdCompressor(level=3).compress(raw), "zstd")
+            packed = _gzip_compress(raw)
+        else:
+            packed = _zstd().ZstdCompressor(level=3).compress(raw)
+        # A body that compression does not shrink is stored plain: a stored body is then
+        # never bigger than the snapshot, so whatever was saved under the limit loads.
+        if len(packed) >= len(raw):
+            return Encoded(raw, None)
+        return Encoded(packed, self.compression)
 
     def decode(self, body: bytes, where: str) -> Any:
         """Decompress (by magic bytes) and parse a stored body into a snapshot dict.

@@ -34,7 +34,7 @@ class RetryPolicy:
         attempts: total attempts, the first included (1 = no retry).
         base_delay: seconds; attempt n waits a random time in [0, base_delay * 2**n].
         max_delay: cap of one wait, in seconds.
-        deadline: seconds from the first attempt after which no new attempt starts.
+        deadline: seconds (> 0) from the first attempt after which no new attempt starts.
 
     Only failures the provider classifies as transient (throttling, 5xx, timeouts,
     connection resets) are retried; every other error fails on the first attempt.
@@ -53,10 +53,14 @@ class RetryPolicy:
             raise StoreConfigError(
                 f"RetryPolicy.attempts must be an int >= 1, not {self.attempts!r}"
             )
-        for name in ("base_delay", "max_delay", "deadline"):
+        for name in ("base_delay", "max_delay"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
                 raise StoreConfigError(f"RetryPolicy.{name} must be a number >= 0, not {value!r}")
+        if not isinstance(self.deadline, int | float) or self.deadline <= 0:
+            raise StoreConfigError(
+                f"RetryPolicy.deadline must be a number > 0, not {self.deadline!r}"
+            )
 
     def retrying(self, transient: type[BaseException], what: Callable[[], str]) -> AsyncRetrying:
         """Build the tenacity loop for one operation: it retries ``transient`` errors.

@@ -120,8 +120,9 @@ class MemorySessionStore(ObjectSessionStore):
             k for k in self._objects if k.startswith(prefix) and (token is None or k > token)
         )
         chunk = keys[:page_size]
+        infos = [self._objects[k].info for k in chunk]
         objects = [
-            ListedObject(k, self._objects[k].info.last_modified, self._objects[k].info.version)
-            for k in chunk
+            ListedObject(k, info.last_modified, info.version, info.size)
+            for k, info in zip(chunk, infos, strict=True)
         ]
         return Page(objects, chunk[-1] if len(keys) > page_size else None)
