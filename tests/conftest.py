@@ -4,11 +4,22 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from sessionstore import ObjectSessionStore
 from tests.contract import MakeStore
 
 pytest_plugins = ["pytester"]
+
+# scripts/mutate runs the fast tests once per mutant, on a loaded machine: the same
+# examples every run (a kill must not depend on luck), no time limits.
+settings.register_profile(
+    "mutate",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 @pytest.fixture

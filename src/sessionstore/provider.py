@@ -148,7 +148,7 @@ def http_fault(
 
 _SECRET_PATTERNS = re.compile(
     r"(?i)((?:sig|signature|x-amz-signature|x-amz-security-token|accountkey|sharedaccesssignature"
-    r"|se|sp|sv|skoid|sktid|skv|access_token|client_secret)=)[^&;\s'\"]+"
+    r"|se|sp|sv|skoid|sktid|skv|access_token|client_secret)=['\"]?)[^&;\s'\"]+"
 )
 
 
