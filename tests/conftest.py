@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -20,6 +22,8 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+if "mutmut" in sys.modules:  # mutmut's trampoline adds frames to every call of a mutant
+    sys.setrecursionlimit(10_000)
 
 
 @pytest.fixture
