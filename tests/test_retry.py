@@ -19,7 +19,7 @@ from sessionstore import (
     StoreConfigError,
     StoreUnavailableError,
 )
-from sessionstore.provider import _AccessDenied, _Fault, _Transient
+from sessionstore.provider import _AccessDenied, _Fault, _PreconditionFailed, _Transient
 
 
 class Flaky(Exception):
@@ -304,3 +304,23 @@ async def test_each_retry_is_logged(caplog: pytest.LogCaptureFixture) -> None:
         f"sessionstore: memory save memory:///s.json failed on attempt {n} (Flaky); retrying"
         for n in (1, 2)
     ]
+
+
+UNEXPECTED_FAULTS = [
+    pytest.param("get", "load", lambda s: s.load("s"), id="load-get"),
+    pytest.param("head", "head", lambda s: s.has("s"), id="has-head"),
+    pytest.param("list", "list", lambda s: s.list(), id="list-list"),
+]
+
+
+@pytest.mark.parametrize(("broken", "op", "call"), UNEXPECTED_FAULTS)
+async def test_a_fault_no_operation_expects_leaves_as_a_public_error(
+    broken: str, op: str, call: Any
+) -> None:
+    # A 412 on a read is no condition of ours: it must not escape as a private type.
+    store = await _broken_with_a_session(broken, _PreconditionFailed("odd 412"))
+    with pytest.raises(SessionStoreError) as info:
+        await call(store)
+    where = "memory:///s.json" if op != "list" else "memory://"
+    assert str(info.value) == f"memory {op} {where} failed (odd 412)"
+    assert store.failed == 1

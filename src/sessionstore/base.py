@@ -240,7 +240,9 @@ class ObjectSessionStore(ABC):
                     )
                     return result
         except (_NotFound, _PreconditionFailed) as fault:
+            # For the caller to interpret; one it does not still reads as a public error.
             fault.attempts = number
+            fault.args = (f"{what} failed ({fault.detail})",)
             raise
         except _Transient as fault:
             raise StoreUnavailableError(

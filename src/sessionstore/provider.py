@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import TypedDict
 
 from sessionstore.codec import Compression, Serializer
+from sessionstore.errors import SessionStoreError
 from sessionstore.retry import RetryPolicy
 
 __all__ = [
@@ -88,11 +89,13 @@ class StoreOptions(TypedDict, total=False):
 # ---------------------------------------------------------------------- faults
 
 
-class _Fault(Exception):
+class _Fault(SessionStoreError):
     """A primitive failed; the base maps what escapes onto the public error tree.
 
     ``detail`` is a short, secret-free description (code and status) for messages;
-    ``attempts`` is set by the retry loop to the number of attempts made.
+    ``attempts`` is set by the retry loop to the number of attempts made. A fault is a
+    :class:`SessionStoreError`, so one that no operation interprets (a 412 on a read)
+    still reaches the caller inside the public tree, with the operation in its message.
     """
 
     attempts = 1
