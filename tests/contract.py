@@ -14,12 +14,14 @@ import base64
 import dataclasses
 import decimal
 import enum
+import inspect
 import math
 import os
 import random
 import uuid
 from collections import OrderedDict, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -28,6 +30,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import sessionstore
 from sessionstore import (
     ConflictError,
     InvalidSessionIdError,
@@ -39,6 +42,8 @@ from sessionstore import (
     SnapshotTooLargeError,
     StaleSnapshotError,
     StoreConfigError,
+    StoreUnavailableError,
+    SyncSessionStore,
 )
 from sessionstore.codec import Codec
 from sessionstore.keys import make_key
@@ -827,3 +832,166 @@ class StoreContract(
     TtlContract,
 ):
     """Everything a store must do; subclass it and provide ``make_store``."""
+
+
+class ThroughSync:
+    """An async face on a :class:`SyncSessionStore`, so the contract runs through it.
+
+    Every public call goes through the sync API from a worker thread (several at once
+    when a test gathers calls, as threads sharing one store would); the private
+    primitives the suite uses run on the sync store's own loop, like its calls.
+    """
+
+    def __init__(self, sync: SyncSessionStore) -> None:
+        object.__setattr__(self, "sync", sync)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.sync.store, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+
+        async def on_its_loop(*args: Any, **kwargs: Any) -> Any:
+            return await asyncio.to_thread(self.sync._run, attr(*args, **kwargs))
+
+        return on_its_loop
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.sync.store, name, value)  # e.g. a test's clock
+
+    async def save(self, *args: Any, **kwargs: Any) -> str:
+        return await asyncio.to_thread(self.sync.save, *args, **kwargs)
+
+    async def load(self, session_id: str) -> Any:
+        return await asyncio.to_thread(self.sync.load, session_id)
+
+    async def load_versioned(self, session_id: str) -> Any:
+        return await asyncio.to_thread(self.sync.load_versioned, session_id)
+
+    async def has(self, session_id: str) -> bool:
+        return await asyncio.to_thread(self.sync.has, session_id)
+
+    async def delete(self, session_id: str, **kwargs: Any) -> None:
+        await asyncio.to_thread(self.sync.delete, session_id, **kwargs)
+
+    async def list(self) -> list[str]:
+        return await asyncio.to_thread(self.sync.list)
+
+    async def purge_expired(self, *args: Any) -> int:
+        return await asyncio.to_thread(self.sync.purge_expired, *args)
+
+    async def iter_ids(self, **kwargs: Any) -> AsyncIterator[str]:
+        done = object()
+        items = self.sync.iter_ids(**kwargs)
+        while (item := await asyncio.to_thread(next, items, done)) is not done:
+            yield item  # type: ignore[misc]
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.sync.close)
+
+    async def __aenter__(self) -> ThroughSync:
+        await asyncio.to_thread(self.sync.__enter__)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class SyncStoreContract(StoreContract):
+    """The whole contract through :class:`SyncSessionStore`, plus what threads do.
+
+    Subclass it and provide ``make_async_store``: the store test file's factory.
+    """
+
+    @pytest.fixture
+    def make_store(self, make_async_store: MakeStore) -> Iterator[MakeStore]:
+        made: list[SyncSessionStore] = []
+
+        def make(**options: Any) -> Any:
+            made.append(SyncSessionStore(make_async_store(**options)))
+            return ThroughSync(made[-1])
+
+        yield make
+        for sync in made:
+            sync.close()
+
+    @pytest.fixture
+    def make_sync(self, make_async_store: MakeStore) -> Iterator[Callable[..., SyncSessionStore]]:
+        made: list[SyncSessionStore] = []
+
+        def make(**options: Any) -> SyncSessionStore:
+            made.append(SyncSessionStore(make_async_store(**options)))
+            return made[-1]
+
+        yield make
+        for sync in made:
+            sync.close()
+
+    def test_threads_share_one_store_for_cas_increments(
+        self, make_sync: Callable[..., SyncSessionStore]
+    ) -> None:
+        store = make_sync()
+        store.save("counter", snapshot(tick=0))
+        threads, increments = 6, 10
+
+        def worker() -> None:
+            for _ in range(increments):
+                while True:
+                    current = store.load_versioned("counter")
+                    assert current is not None
+                    nxt = dict(current.snapshot, tick=current.snapshot["tick"] + 1)
+                    try:
+                        store.save("counter", nxt, if_version=current.version)
+                        break
+                    except ConflictError:
+                        continue
+
+        with ThreadPoolExecutor(threads) as pool:
+            for done in [pool.submit(worker) for _ in range(threads)]:
+                done.result()
+        final = store.load("counter")
+        assert final is not None and final["tick"] == threads * increments
+
+    async def test_both_apis_share_one_format(
+        self, make_sync: Callable[..., SyncSessionStore], make_async_store: MakeStore
+    ) -> None:
+        sync, other = make_sync(compression="gzip", compress_min_bytes=0), make_async_store()
+        await asyncio.to_thread(sync.save, "from-sync", snapshot(tick=1))
+        await other.save("from-async", snapshot(tick=2))
+        assert await other.load("from-sync") == snapshot(tick=1)
+        assert await asyncio.to_thread(sync.load, "from-async") == snapshot(tick=2)
+
+    def test_iterators_are_plain_and_paged(
+        self, make_sync: Callable[..., SyncSessionStore]
+    ) -> None:
+        store = make_sync()
+        ids = [f"id-{i}" for i in range(5)]
+        for session_id in ids:
+            store.save(session_id, snapshot(session_id))
+        pages = store.iter_ids(page_size=2)
+        assert isinstance(pages, Iterator) and not isinstance(pages, list)
+        assert sorted(pages) == ids
+        infos = list(store.iter_info(page_size=2))
+        assert sorted(info.session_id for info in infos) == ids
+        first = store.iter_ids(page_size=1)
+        assert next(first) in ids
+        first.close()  # an abandoned iterator ends its listing on the store's loop
+        assert store.list() == ids
+
+    def test_store_errors_are_the_async_errors(
+        self, make_sync: Callable[..., SyncSessionStore]
+    ) -> None:
+        store = make_sync(max_snapshot_bytes=2000)
+        with pytest.raises(InvalidSessionIdError):
+            store.save("", snapshot())
+        with pytest.raises(SnapshotTooLargeError):
+            store.save("s", snapshot(pad="x" * 3000))
+        version = store.save("s", snapshot(tick=1), if_absent=True)
+        with pytest.raises(ConflictError):
+            store.save("s", snapshot(tick=2), if_absent=True)
+        with pytest.raises(ConflictError):
+            store.save("s", snapshot(tick=2), if_version=version + "x")
+        assert store.has("s")
+        with sessionstore.deadline(0), pytest.raises(StoreUnavailableError, match="deadline"):
+            store.save("s", snapshot(tick=3))
+        loaded = store.load("s")
+        assert loaded is not None and loaded["tick"] == 1

@@ -27,7 +27,14 @@ from sessionstore import (
 )
 from sessionstore.stores.azure import AzureBlobSessionStore
 from sessionstore.testing import AZURITE_ACCOUNT, AZURITE_KEY, Emulator
-from tests.contract import MakeStore, RequestCountContract, StoreContract, big_snapshot, snapshot
+from tests.contract import (
+    MakeStore,
+    RequestCountContract,
+    StoreContract,
+    SyncStoreContract,
+    big_snapshot,
+    snapshot,
+)
 from tests.reliability.faultproxy import FaultProxy
 from tests.reliability.scenario import upstream_of
 
@@ -49,6 +56,12 @@ class TestAzureStore(StoreContract, RequestCountContract):
         return make_azure_store
 
     count_requests = staticmethod(count_requests)
+
+
+class TestAzureSyncStore(SyncStoreContract):
+    @pytest.fixture
+    def make_async_store(self, make_azure_store: MakeStore) -> MakeStore:
+        return make_azure_store
 
 
 Counted = tuple[AzureBlobSessionStore, Callable[[], list[str]]]

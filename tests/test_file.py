@@ -20,7 +20,7 @@ from sessionstore import (
     StoreAccessError,
     StoreUnavailableError,
 )
-from tests.contract import MakeStore, StoreContract, snapshot
+from tests.contract import MakeStore, StoreContract, SyncStoreContract, snapshot
 
 FAST = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.01, deadline=30)
 
@@ -29,6 +29,12 @@ class TestFileStore(StoreContract):
     @pytest.fixture
     async def make_store(self, tmp_path: Path) -> AsyncIterator[MakeStore]:
         yield lambda **options: FileSessionStore(tmp_path / "root", prefix="p/", **options)
+
+
+class TestFileSyncStore(SyncStoreContract):
+    @pytest.fixture
+    def make_async_store(self, tmp_path: Path) -> MakeStore:
+        return lambda **options: FileSessionStore(tmp_path / "root", prefix="p/", **options)
 
 
 async def test_writes_leave_no_temp_files(tmp_path: Path) -> None:

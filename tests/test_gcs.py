@@ -14,7 +14,13 @@ from sessionstore import ObjectSessionStore, StoreAccessError, open_store
 from sessionstore.provider import _AccessDenied, _NotFound, _PreconditionFailed, _Transient
 from sessionstore.stores.gcs import GCSSessionStore
 from sessionstore.testing import Emulator
-from tests.contract import MakeStore, RequestCountContract, StoreContract, snapshot
+from tests.contract import (
+    MakeStore,
+    RequestCountContract,
+    StoreContract,
+    SyncStoreContract,
+    snapshot,
+)
 
 
 async def count_requests(store: ObjectSessionStore) -> Callable[[], list[str]]:
@@ -37,6 +43,14 @@ class TestGCSStore(StoreContract, RequestCountContract):
         return make_gcs_store
 
     count_requests = staticmethod(count_requests)
+
+
+class TestGCSSyncStore(SyncStoreContract):
+    conditional_deletes = "ignored"
+
+    @pytest.fixture
+    def make_async_store(self, make_gcs_store: MakeStore) -> MakeStore:
+        return make_gcs_store
 
 
 LATENCY = 0.5  # seconds: a slow round trip, so that a stalled loop shows

@@ -1,27 +1,37 @@
 """MemorySessionStore passes the contract; stores of one test share one dict."""
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from sessionstore import MemorySessionStore, StoreAccessError, StoreConfigError
-from tests.contract import MakeStore, StoreContract, snapshot
+from tests.contract import MakeStore, StoreContract, SyncStoreContract, snapshot
+
+
+def sharing_one_dict() -> MakeStore:
+    """A factory of memory stores that all see one dict of objects."""
+    first = MemorySessionStore()
+
+    def make(**options: Any) -> MemorySessionStore:
+        store = MemorySessionStore(**options)
+        store._objects, store._counter = first._objects, first._counter
+        return store
+
+    return make
 
 
 class TestMemoryStore(StoreContract):
     @pytest.fixture
-    async def make_store(self) -> AsyncIterator[MakeStore]:
-        first = MemorySessionStore()
+    def make_store(self) -> MakeStore:
+        return sharing_one_dict()
 
-        def make(**options: Any) -> MemorySessionStore:
-            store = MemorySessionStore(**options)
-            store._objects, store._counter = first._objects, first._counter
-            return store
 
-        yield make
+class TestMemorySyncStore(SyncStoreContract):
+    @pytest.fixture
+    def make_async_store(self) -> MakeStore:
+        return sharing_one_dict()
 
 
 async def test_lru_evicts_least_recently_used() -> None:

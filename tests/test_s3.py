@@ -18,7 +18,13 @@ from sessionstore import (
 from sessionstore.provider import _AccessDenied, _NotFound, _PreconditionFailed, _Transient
 from sessionstore.stores.s3 import S3SessionStore
 from sessionstore.testing import Emulator
-from tests.contract import MakeStore, RequestCountContract, StoreContract, snapshot
+from tests.contract import (
+    MakeStore,
+    RequestCountContract,
+    StoreContract,
+    SyncStoreContract,
+    snapshot,
+)
 
 
 async def count_requests(store: ObjectSessionStore) -> Callable[[], list[str]]:
@@ -53,6 +59,14 @@ class TestS3StoreOnMoto(TestS3Store):
     @pytest.fixture
     def make_store(self, make_moto_s3_store: MakeStore) -> MakeStore:
         return make_moto_s3_store
+
+
+class TestS3SyncStore(SyncStoreContract):
+    conditional_deletes = "refused"
+
+    @pytest.fixture
+    def make_async_store(self, make_s3_store: MakeStore) -> MakeStore:
+        return make_s3_store
 
 
 async def test_sse_is_passed_through(make_s3_store: MakeStore) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sessionstore.base import ObjectSessionStore
 from sessionstore.codec import JsonSerializer, Serializer
+from sessionstore.deadline import deadline
 from sessionstore.errors import (
     ConflictError,
     InvalidSessionIdError,
@@ -28,6 +29,7 @@ from sessionstore.registry import lazy_classes
 from sessionstore.retry import RetryPolicy
 from sessionstore.stores.file import FileSessionStore
 from sessionstore.stores.memory import MemorySessionStore
+from sessionstore.sync import SyncSessionStore, open_store_sync
 from sessionstore.types import SessionInfo, SessionSnapshot, SessionStore, Versioned
 from sessionstore.url import open_store
 
@@ -59,8 +61,11 @@ __all__ = [
     "StoreAccessError",
     "StoreConfigError",
     "StoreUnavailableError",
+    "SyncSessionStore",
     "Versioned",
+    "deadline",
     "open_store",
+    "open_store_sync",
 ]
 
 _LAZY = lazy_classes()

@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
 
 from sessionstore.codec import Codec, Compression, Serializer
+from sessionstore.deadline import DeadlinePassed, attempt_budget, remaining
 from sessionstore.errors import (
     ConflictError,
     InvalidSessionIdError,
@@ -231,7 +232,8 @@ class ObjectSessionStore(ABC):
             async for state in self.retry.retrying(_Transient, lambda: what):
                 with state:
                     number = state.retry_state.attempt_number
-                    result = await self._translated(attempt())
+                    async with attempt_budget():  # the caller's sessionstore.deadline()
+                        result = await self._translated(attempt())
                     _log.debug(
                         "sessionstore: %s ok (attempt %d, %.1f ms)",
                         what,
@@ -244,9 +246,15 @@ class ObjectSessionStore(ABC):
             fault.attempts = number
             fault.args = (f"{what} failed ({fault.detail})",)
             raise
-        except _Transient as fault:
+        except DeadlinePassed as exc:
             raise StoreUnavailableError(
-                f"{what} failed after {number} attempt(s) ({fault.detail});"
+                f"{what} ran out of the caller's deadline (sessionstore.deadline) on attempt"
+                f" {number}; a cut-off write may or may not have landed"
+            ) from exc
+        except _Transient as fault:
+            within = "" if remaining() is None else " within the caller's deadline"
+            raise StoreUnavailableError(
+                f"{what} failed after {number} attempt(s){within} ({fault.detail});"
                 " the store is unavailable"
             ) from _cause(fault)
         except _AccessDenied as fault:

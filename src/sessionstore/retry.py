@@ -19,6 +19,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from sessionstore.deadline import stop_at_deadline
 from sessionstore.errors import StoreConfigError
 
 __all__ = ["RetryPolicy"]
@@ -79,7 +80,11 @@ class RetryPolicy:
             )
 
         return AsyncRetrying(
-            stop=stop_after_attempt(self.attempts) | stop_before_delay(self.deadline),
+            stop=(
+                stop_after_attempt(self.attempts)
+                | stop_before_delay(self.deadline)
+                | stop_at_deadline()  # the caller's sessionstore.deadline() block, if any
+            ),
             wait=wait_random_exponential(multiplier=self.base_delay, max=self.max_delay),
             retry=retry_if_exception_type(transient),
             before_sleep=log_retry,

@@ -1,0 +1,283 @@
+"""SyncSessionStore: the store's API for synchronous code (Lambda, Flask, Django, scripts).
+
+A :class:`SyncSessionStore` runs its store on one private event loop in a daemon thread
+of its own, started on first use. Every call is submitted to that loop and waited for,
+so the SDK client the store builds there stays warm across calls, whichever thread
+calls, and is never rebuilt per call. Like a boto3 client, one instance may be shared
+by every thread of the process and needs no closing: a module-level instance that is
+never closed is closed at interpreter exit, before the thread stops, so the process
+exits cleanly with nothing printed. Errors, storage format and semantics are those of
+the async API: a snapshot saved through one loads through the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator, Mapping
+from concurrent.futures import Future
+from datetime import timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
+
+from sessionstore.types import SessionInfo, SessionSnapshot, Versioned
+from sessionstore.url import open_store
+
+if TYPE_CHECKING:
+    from sessionstore.base import ObjectSessionStore
+
+__all__ = ["SyncSessionStore", "open_store_sync"]
+
+T = TypeVar("T")
+
+#: How long interpreter exit waits for an unclosed store to close its client.
+_EXIT_CLOSE_TIMEOUT = 10.0
+
+
+class _LoopThread:
+    """One event loop running ``store``'s calls in a daemon thread until :meth:`stop`."""
+
+    def __init__(self, store: ObjectSessionStore) -> None:
+        self.store = store
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Future[None] | None = None
+        self.thread = threading.Thread(
+            target=asyncio.run, args=(self._serve(),), name="sessionstore-sync", daemon=True
+        )
+        self.thread.start()
+        self._ready.wait()
+        with _live_lock:
+            _live.add(self)
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopped = self._loop.create_future()
+        self._ready.set()
+        await self._stopped
+        # Close the store's client on the loop it lives on; asyncio.run then ends the
+        # loop's async generators and executor threads.
+        await self.store.aclose()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Close the store on the loop, end the loop and its thread."""
+        with _live_lock:
+            _live.discard(self)
+        loop, stopped = self._loop, self._stopped
+        assert loop is not None and stopped is not None
+
+        def stop_now() -> None:
+            if not stopped.done():
+                stopped.set_result(None)
+
+        try:
+            loop.call_soon_threadsafe(stop_now)
+        except RuntimeError:  # the loop has already ended
+            return
+        self.thread.join(timeout)
+
+
+#: Loop threads still running, stopped at interpreter exit (like an unclosed boto3
+#: client, a SyncSessionStore that is never closed keeps its thread until then).
+_live: set[_LoopThread] = set()
+_live_lock = threading.Lock()
+
+
+@atexit.register
+def _stop_at_exit() -> None:
+    with _live_lock:
+        running = list(_live)
+    for runner in running:
+        runner.stop(timeout=_EXIT_CLOSE_TIMEOUT)
+
+
+class SyncSessionStore:
+    """Synchronous wrapper of a store: the same methods, errors and storage format.
+
+    ``SyncSessionStore(store)`` wraps any store of this library; :func:`open_store_sync`
+    builds one from a URL. Safe to share between threads; use it as ``with store:`` or
+    call :meth:`close` (which closes the wrapped store too), or keep it at module level
+    for the life of the process.
+
+    Do not call it from the store's own callbacks (its loop thread): that would wait on
+    itself, and raises RuntimeError instead.
+    """
+
+    def __init__(self, store: ObjectSessionStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._runner: _LoopThread | None = None
+
+    # ------------------------------------------------------------------ running
+
+    def _loop_thread(self) -> _LoopThread:
+        runner = self._runner
+        if runner is not None:
+            return runner
+        with self._lock:
+            if self._runner is None:
+                self._runner = _LoopThread(self.store)
+            return self._runner
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the private loop and wait for its result or error."""
+        runner = self._loop_thread()
+        if threading.current_thread() is runner.thread:
+            coro.close()
+            raise RuntimeError(
+                "a SyncSessionStore was called from its own event loop thread; use the"
+                " async store (SyncSessionStore.store) there"
+            )
+        # The caller's context (and so its sessionstore.deadline) travels with the call:
+        # run_coroutine_threadsafe schedules it with the calling thread's context.
+        future = runner.submit(coro)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # e.g. KeyboardInterrupt while waiting: stop the call too
+            raise
+
+    def _iterate(self, iterator: AsyncIterator[T], chunk: int) -> Iterator[T]:
+        items = cast(AsyncGenerator[T, None], iterator)
+
+        async def take() -> list[T]:
+            got: list[T] = []
+            async for item in items:
+                got.append(item)
+                if len(got) >= chunk:
+                    break
+            return got
+
+        try:
+            while batch := self._run(take()):
+                yield from batch
+        finally:
+            self._run(items.aclose())
+
+    # ------------------------------------------------------------------ API
+
+    @property
+    def prefix(self) -> str:
+        """The wrapped store's key prefix."""
+        return self.store.prefix
+
+    def save(
+        self,
+        session_id: str,
+        snapshot: SessionSnapshot | Mapping[str, Any],
+        *,
+        if_version: str | None = None,
+        if_absent: bool = False,
+    ) -> str:
+        """Store ``snapshot`` and return the new version token (see the async ``save``).
+
+        Raises:
+            The errors of :meth:`ObjectSessionStore.save`.
+        """
+        return self._run(
+            self.store.save(session_id, snapshot, if_version=if_version, if_absent=if_absent)
+        )
+
+    def load(self, session_id: str) -> SessionSnapshot | None:
+        """Return the stored snapshot, or None if absent or expired.
+
+        Raises:
+            The errors of :meth:`ObjectSessionStore.load`.
+        """
+        return self._run(self.store.load(session_id))
+
+    def load_versioned(self, session_id: str) -> Versioned | None:
+        """Like :meth:`load`, with the version token for ``save(if_version=)``.
+
+        Raises:
+            The errors of :meth:`ObjectSessionStore.load`.
+        """
+        return self._run(self.store.load_versioned(session_id))
+
+    def has(self, session_id: str) -> bool:
+        """Whether a (non-expired) session is stored, with one HEAD request.
+
+        Raises:
+            The errors of :meth:`ObjectSessionStore.has`.
+        """
+        return self._run(self.store.has(session_id))
+
+    def delete(self, session_id: str, *, if_version: str | None = None) -> None:
+        """Delete the session (absent is not an error); ``if_version`` makes it conditional.
+
+        Raises:
+            The errors of :meth:`ObjectSessionStore.delete`.
+        """
+        self._run(self.store.delete(session_id, if_version=if_version))
+
+    def list(self) -> list[str]:
+        """Every stored, non-expired session id, sorted.
+
+        Raises:
+            The errors of :meth:`ObjectSessionStore.list`.
+        """
+        return self._run(self.store.list())
+
+    def iter_ids(self, *, page_size: int = 1000) -> Iterator[str]:
+        """Yield every stored, non-expired session id, about one listing page at a time.
+
+        Raises:
+            The errors of :meth:`ObjectSessionStore.iter_ids`.
+        """
+        return self._iterate(self.store.iter_ids(page_size=page_size), page_size)
+
+    def iter_info(self, *, page_size: int = 1000) -> Iterator[SessionInfo]:
+        """Yield size, last-modified time and version of every non-expired session.
+
+        Raises:
+            The errors of :meth:`ObjectSessionStore.iter_info`.
+        """
+        return self._iterate(self.store.iter_info(page_size=page_size), page_size)
+
+    def purge_expired(self, ttl: timedelta | None = None) -> int:
+        """Delete every session not saved within ``ttl``; return how many were deleted.
+
+        Raises:
+            The errors of :meth:`ObjectSessionStore.purge_expired`.
+        """
+        return self._run(self.store.purge_expired(ttl))
+
+    def close(self) -> None:
+        """Close the wrapped store's SDK client and stop the private loop thread.
+
+        The store may be used again afterwards: the next call starts a new loop.
+        """
+        with self._lock:
+            runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.stop()
+
+    def __enter__(self) -> Self:
+        """Open the store (so a bad setting fails here, mapped like any operation)."""
+        self._run(self.store.__aenter__())
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SyncSessionStore({self.store!r})"
+
+
+def open_store_sync(url: str | None = None, **options: Any) -> SyncSessionStore:
+    """Build the store a URL names (as :func:`open_store`) behind the synchronous API.
+
+    Raises:
+        StoreConfigError: as :func:`open_store`.
+    """
+    return SyncSessionStore(open_store(url, **options))
