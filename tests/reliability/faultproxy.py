@@ -10,12 +10,14 @@ Faults, drawn with a seeded RNG at ``rate`` (or taken from ``script`` first):
   with its full Content-Length but half its body, then the connection drops.
 
 A fixed ``mode`` treats every request the same way: an HTTP status (``403``, ``503``,
-...; answered provider-shaped, with ``code`` as the error code if given), ``"reset"``
-or ``"lost"``. Only loopback addresses are used; every loop is bounded.
+...; answered provider-shaped, with ``code`` as the error code if given), ``"reset"``,
+``"lost"`` or ``"stall"`` (no answer until the client hangs up, at most 30 s). Only
+loopback addresses are used; every loop is bounded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from collections import Counter
@@ -130,6 +132,14 @@ class FaultProxy:
         if isinstance(self.mode, int):
             self.faults[str(self.mode)] += 1
             return error_response(self.provider, self.mode, request.method, self.code)
+        if self.mode == "stall":
+            self.faults["stall"] += 1
+            for _ in range(600):  # 30 s at most
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    break
+                await asyncio.sleep(0.05)
+            return self._drop(request)
         fault = self._draw()
         if fault == "error":
             self.faults["error"] += 1

@@ -11,6 +11,7 @@ Application Default Credentials work as in the SDK.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,7 @@ from google.auth import exceptions as auth_exc
 from google.cloud import storage
 
 from sessionstore.clients import ClientStore
+from sessionstore.deadline import remaining
 from sessionstore.errors import StoreConfigError
 from sessionstore.provider import (
     ListedObject,
@@ -157,7 +159,18 @@ class GCSSessionStore(ClientStore):
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        # The caller's context goes along (as asyncio.to_thread does), so that a request
+        # made in the worker thread sees the caller's sessionstore.deadline().
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await loop.run_in_executor(self._pool, call)
+
+    def _timeout(self) -> float:
+        """The request timeout: ``timeout``, or less when a deadline ends sooner.
+
+        A request the deadline cut off then ends in its worker thread too.
+        """
+        left = remaining()
+        return self.timeout if left is None else max(0.001, min(self.timeout, left))
 
     def _classify(self, exc: Exception) -> type[_Fault]:
         if isinstance(exc, gexc.GoogleAPICallError):
@@ -193,7 +206,7 @@ class GCSSessionStore(ClientStore):
             content_type=content_type,
             if_generation_match=match,
             retry=None,
-            timeout=self.timeout,
+            timeout=self._timeout(),
         )
         return str(blob.generation)
 
@@ -217,7 +230,7 @@ class GCSSessionStore(ClientStore):
             f"{self._client._connection.API_BASE_URL}/download/storage/v1/b/"
             f"{quote(self.bucket, safe='')}/o/{quote(key, safe='')}?alt=media"
         )
-        response = self._client._http.get(url, stream=True, timeout=self.timeout)
+        response = self._client._http.get(url, stream=True, timeout=self._timeout())
         with response:
             if response.status_code >= 400:
                 response.content  # noqa: B018 - read the error body for the message
@@ -245,7 +258,7 @@ class GCSSessionStore(ClientStore):
 
     def _head_sync(self, key: str) -> ObjectInfo:
         blob = self._bucket.blob(key)
-        blob.reload(retry=None, timeout=self.timeout)
+        blob.reload(retry=None, timeout=self._timeout())
         return ObjectInfo(str(blob.generation), blob.updated, blob.metadata or {}, blob.size)
 
     async def _head(self, key: str) -> ObjectInfo:
@@ -257,7 +270,7 @@ class GCSSessionStore(ClientStore):
             blob.delete,
             if_generation_match=_generation(if_version),
             retry=None,
-            timeout=self.timeout,
+            timeout=self._timeout(),
         )
 
     def _list_sync(self, prefix: str, page_size: int, token: str | None) -> Page:
@@ -268,7 +281,7 @@ class GCSSessionStore(ClientStore):
             page_size=page_size,
             page_token=token,
             retry=None,
-            timeout=self.timeout,
+            timeout=self._timeout(),
         )
         page = next(iterator.pages)
         objects = [
