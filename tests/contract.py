@@ -18,6 +18,8 @@ import inspect
 import math
 import os
 import random
+import subprocess
+import sys
 import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -48,6 +50,7 @@ from sessionstore import (
 from sessionstore.codec import Codec
 from sessionstore.keys import make_key
 from sessionstore.provider import META_TICK
+from sessionstore.testing import Emulator
 
 MakeStore = Callable[..., ObjectSessionStore]
 
@@ -896,11 +899,70 @@ class ThroughSync:
         await self.aclose()
 
 
+def cloud_url(provider: str, emulator: Emulator, prefix: str) -> tuple[str, dict[str, str]]:
+    """An ``open_store`` URL of the emulator's bucket and ``prefix``, and the environment
+    variables it needs (the credentials never go in a URL)."""
+    if provider == "s3":
+        url = f"s3://{emulator.bucket}/{prefix}?endpoint_url={emulator.endpoint}&region=us-east-1"
+        keys = {"AWS_ACCESS_KEY_ID": "aws_access_key_id"}
+        keys["AWS_SECRET_ACCESS_KEY"] = "aws_secret_access_key"
+        return url, {name: emulator.options[option] for name, option in keys.items()}
+    if provider == "gcs":
+        url = f"gs://{emulator.bucket}/{prefix}?project=test"
+        return url, {"STORAGE_EMULATOR_HOST": emulator.endpoint}
+    connection = emulator.options["connection_string"]
+    return f"az://{emulator.bucket}/{prefix}", {"AZURE_STORAGE_CONNECTION_STRING": connection}
+
+
+def run_python(code: str, *args: str, env: dict[str, str] | None = None) -> tuple[str, str]:
+    """Run ``code`` in a fresh interpreter that shows every warning; (stdout, stderr)."""
+    done = subprocess.run(
+        [sys.executable, "-W", "always", "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout, done.stderr
+
+
+#: A synchronous handler, the store at module level, 100 invocations, never closed.
+SYNC_HANDLER = """
+import sys
+from sessionstore import ConflictError, open_store_sync
+
+store = open_store_sync(sys.argv[1])
+
+def handler(event, context):
+    current = store.load_versioned("counter")
+    tick = 0 if current is None else current.snapshot["tick"]
+    if current is None:
+        store.save("counter", {"tick": tick + 1}, if_absent=True)
+    else:
+        store.save("counter", {"tick": tick + 1}, if_version=current.version)
+
+for i in range(100):
+    handler({"i": i}, None)
+print(store.load("counter")["tick"])
+"""
+
+
 class SyncStoreContract(StoreContract):
     """The whole contract through :class:`SyncSessionStore`, plus what threads do.
 
-    Subclass it and provide ``make_async_store``: the store test file's factory.
+    Subclass it and provide ``make_async_store`` (the store test file's factory) and
+    ``store_url``: ``(url, environment)`` that ``open_store_sync`` in another process
+    reaches the same backend and prefix with.
     """
+
+    def test_a_module_level_store_serves_100_invocations_and_exits_quietly(
+        self, store_url: tuple[str, dict[str, str]]
+    ) -> None:
+        url, env = store_url
+        out, err = run_python(SYNC_HANDLER, url, env=env)
+        assert (out, err) == ("100\n", "")
 
     @pytest.fixture
     def make_store(self, make_async_store: MakeStore) -> Iterator[MakeStore]:

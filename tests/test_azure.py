@@ -33,6 +33,7 @@ from tests.contract import (
     StoreContract,
     SyncStoreContract,
     big_snapshot,
+    cloud_url,
     snapshot,
 )
 from tests.reliability.faultproxy import FaultProxy
@@ -62,6 +63,10 @@ class TestAzureSyncStore(SyncStoreContract):
     @pytest.fixture
     def make_async_store(self, make_azure_store: MakeStore) -> MakeStore:
         return make_azure_store
+
+    @pytest.fixture
+    def store_url(self, azurite: Emulator, unique_prefix: str) -> tuple[str, dict[str, str]]:
+        return cloud_url("azure", azurite, unique_prefix)
 
 
 Counted = tuple[AzureBlobSessionStore, Callable[[], list[str]]]

@@ -24,7 +24,7 @@ import functions_framework
 import pytest
 
 from sessionstore.testing import Emulator
-from tests.contract import MakeStore
+from tests.contract import MakeStore, cloud_url
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -64,10 +64,14 @@ def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str], M
             close()
 
 
-def s3_url(emulator: Emulator, prefix: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", emulator.options["aws_access_key_id"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", emulator.options["aws_secret_access_key"])
-    return f"s3://{emulator.bucket}/{prefix}?endpoint_url={emulator.endpoint}&region=us-east-1"
+def cloud(
+    provider: str, emulator: Emulator, prefix: str, monkeypatch: pytest.MonkeyPatch, query: str = ""
+) -> str:
+    """The example's SESSIONSTORE_URL; its credentials go in the environment."""
+    url, env = cloud_url(provider, emulator, prefix)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return url + (("&" if "?" in url else "?") + query if query else "")
 
 
 def invoke_lambda(handler: Callable[..., dict[str, Any]], session_id: str, text: str) -> Any:
@@ -81,7 +85,9 @@ def test_lambda_handler_over_many_invocations(
     unique_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    example = deployed("aws_lambda/handler.py", s3_url(localstack_s3, unique_prefix, monkeypatch))
+    example = deployed(
+        "aws_lambda/handler.py", cloud("s3", localstack_s3, unique_prefix, monkeypatch)
+    )
     clients = set()
     for i in range(1, 31):
         result = invoke_lambda(example.handler, f"s{i % 3}", f"hello {i}")
@@ -108,7 +114,9 @@ def test_lambda_deadline_comes_back_in_time(
     unique_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    example = deployed("aws_lambda/handler.py", s3_url(localstack_s3, unique_prefix, monkeypatch))
+    example = deployed(
+        "aws_lambda/handler.py", cloud("s3", localstack_s3, unique_prefix, monkeypatch)
+    )
     from sessionstore import StoreUnavailableError
 
     with pytest.raises(StoreUnavailableError, match="deadline"):
@@ -125,7 +133,7 @@ def gcf_client(
     unique_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Any]:
-    url = f"gs://{fake_gcs.bucket}/{unique_prefix}?project=test&reject_stale=true"
+    url = cloud("gcs", fake_gcs, unique_prefix, monkeypatch, "reject_stale=true")
     monkeypatch.setenv("SESSIONSTORE_URL", url)
     monkeypatch.setattr(sys, "path", [str(EXAMPLES), *sys.path])
     app = functions_framework.create_app("agent_turn", str(EXAMPLES / "gcp_functions/main.py"))
@@ -188,8 +196,8 @@ def test_azure_function_over_many_invocations(
     unique_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.options["connection_string"])
-    example = deployed("azure_functions/function_app.py", f"az://{azurite.bucket}/{unique_prefix}")
+    url = cloud("azure", azurite, unique_prefix, monkeypatch)
+    example = deployed("azure_functions/function_app.py", url)
     function = example.agent_turn.build().get_user_function()
     for i in range(1, 31):
         response = function(azure_request({"session_id": f"s{i % 3}", "message": f"hi {i}"}))

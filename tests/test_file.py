@@ -36,6 +36,10 @@ class TestFileSyncStore(SyncStoreContract):
     def make_async_store(self, tmp_path: Path) -> MakeStore:
         return lambda **options: FileSessionStore(tmp_path / "root", prefix="p/", **options)
 
+    @pytest.fixture
+    def store_url(self, tmp_path: Path) -> tuple[str, dict[str, str]]:
+        return f"file://{tmp_path}/root?prefix=p/", {}
+
 
 async def test_writes_leave_no_temp_files(tmp_path: Path) -> None:
     store = FileSessionStore(tmp_path)

@@ -19,6 +19,7 @@ from tests.contract import (
     RequestCountContract,
     StoreContract,
     SyncStoreContract,
+    cloud_url,
     snapshot,
 )
 
@@ -51,6 +52,10 @@ class TestGCSSyncStore(SyncStoreContract):
     @pytest.fixture
     def make_async_store(self, make_gcs_store: MakeStore) -> MakeStore:
         return make_gcs_store
+
+    @pytest.fixture
+    def store_url(self, fake_gcs: Emulator, unique_prefix: str) -> tuple[str, dict[str, str]]:
+        return cloud_url("gcs", fake_gcs, unique_prefix)
 
 
 LATENCY = 0.5  # seconds: a slow round trip, so that a stalled loop shows

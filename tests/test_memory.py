@@ -33,6 +33,10 @@ class TestMemorySyncStore(SyncStoreContract):
     def make_async_store(self) -> MakeStore:
         return sharing_one_dict()
 
+    @pytest.fixture
+    def store_url(self) -> tuple[str, dict[str, str]]:
+        return "memory://", {}
+
 
 async def test_lru_evicts_least_recently_used() -> None:
     store = MemorySessionStore(max_size=2)

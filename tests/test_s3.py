@@ -23,6 +23,7 @@ from tests.contract import (
     RequestCountContract,
     StoreContract,
     SyncStoreContract,
+    cloud_url,
     snapshot,
 )
 
@@ -67,6 +68,10 @@ class TestS3SyncStore(SyncStoreContract):
     @pytest.fixture
     def make_async_store(self, make_s3_store: MakeStore) -> MakeStore:
         return make_s3_store
+
+    @pytest.fixture
+    def store_url(self, localstack_s3: Emulator, unique_prefix: str) -> tuple[str, dict[str, str]]:
+        return cloud_url("s3", localstack_s3, unique_prefix)
 
 
 async def test_sse_is_passed_through(make_s3_store: MakeStore) -> None:

@@ -149,7 +149,10 @@ class GCSSessionStore(ClientStore):
         return client
 
     async def _close_client(self, client: Any) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._pool, client.close)
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._pool, client.close)
+        except RuntimeError:  # interpreter exit: executors take no new work
+            client.close()
 
     async def _close(self) -> None:
         await super()._close()
