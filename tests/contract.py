@@ -850,6 +850,8 @@ class ThroughSync:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.sync.store, name)
+        if inspect.isasyncgenfunction(attr):
+            raise AttributeError(f"ThroughSync needs its own {name}(): add it beside iter_ids")
         if not inspect.iscoroutinefunction(attr):
             return attr
 
@@ -883,10 +885,18 @@ class ThroughSync:
         return await asyncio.to_thread(self.sync.purge_expired, *args)
 
     async def iter_ids(self, **kwargs: Any) -> AsyncIterator[str]:
+        async for item in self._through(self.sync.iter_ids(**kwargs)):
+            yield item
+
+    async def iter_info(self, **kwargs: Any) -> AsyncIterator[Any]:
+        async for item in self._through(self.sync.iter_info(**kwargs)):
+            yield item
+
+    @staticmethod
+    async def _through(items: Iterator[Any]) -> AsyncIterator[Any]:
         done = object()
-        items = self.sync.iter_ids(**kwargs)
         while (item := await asyncio.to_thread(next, items, done)) is not done:
-            yield item  # type: ignore[misc]
+            yield item
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.sync.close)
