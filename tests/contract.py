@@ -14,13 +14,16 @@ import base64
 import dataclasses
 import decimal
 import enum
+import gc
 import inspect
 import math
 import os
 import random
 import subprocess
 import sys
+import threading
 import uuid
+import warnings
 from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +47,7 @@ from sessionstore import (
     SnapshotTooLargeError,
     StaleSnapshotError,
     StoreConfigError,
+    StoreInUseError,
     StoreUnavailableError,
     SyncSessionStore,
 )
@@ -824,6 +828,85 @@ class RequestCountContract:
         assert len(log()) - before == 3
 
 
+#: The issue's serverless snippet: a module-level async store, asyncio.run per invocation.
+ASYNC_HANDLER = """
+import asyncio, sys
+from sessionstore import open_store
+
+store = open_store(sys.argv[1])
+
+async def work(i):
+    await store.save(f"s{i % 5}", {"tick": i})
+    assert (await store.load(f"s{i % 5}")) == {"tick": i}
+
+def handler(event, context):
+    asyncio.run(work(event["i"]))
+
+for i in range(100):
+    handler({"i": i}, None)
+print(len(asyncio.run(store.list())))
+"""
+
+
+class LoopContract:
+    """A store built outside any loop follows its caller's event loop (serverless).
+
+    Needs a ``store_url`` fixture as :class:`SyncStoreContract` does.
+    """
+
+    def test_asyncio_run_per_invocation_in_a_fresh_process(
+        self, store_url: tuple[str, dict[str, str]]
+    ) -> None:
+        url, env = store_url
+        out, err = run_python(ASYNC_HANDLER, url, env=env)
+        assert (out, err) == ("5\n", "")
+
+    def test_successive_event_loops(self, store: ObjectSessionStore) -> None:
+        async def invocation(i: int) -> Any:
+            await store.save("s", snapshot(tick=i))
+            return (await store.load("s"), await store.has("s"))
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for i in range(20):
+                assert asyncio.run(invocation(i)) == (snapshot(tick=i), True)
+            gc.collect()
+        leaks = [w for w in caught if issubclass(w.category, ResourceWarning)]
+        assert not leaks, [str(w.message) for w in leaks]
+
+    def test_two_running_loops_are_refused(self, store: ObjectSessionStore) -> None:
+        started, release = threading.Event(), threading.Event()
+
+        async def hold() -> Any:
+            await store.save("held", snapshot())
+            started.set()
+            await asyncio.to_thread(release.wait, 120)
+            return await store.load("held")  # its loop still has the store
+
+        with ThreadPoolExecutor(1) as pool:
+            held = pool.submit(asyncio.run, hold())
+            assert started.wait(120)
+            try:
+                with pytest.raises(StoreInUseError, match="SyncSessionStore"):
+                    asyncio.run(store.load("held"))
+                # aclose() from this loop closes the client on the loop it lives on...
+                asyncio.run(store.aclose())
+            finally:
+                release.set()
+            assert held.result(120) == snapshot()  # ...and that loop opens it again
+        assert asyncio.run(store.load("held")) == snapshot()  # its loop ended: ours now
+
+    def test_aclose_after_the_building_loop_closed(self, store: ObjectSessionStore) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(store.save("s", snapshot()))
+        finally:
+            loop.close()  # by hand, without closing its async generators
+        asyncio.run(store.aclose())
+        assert asyncio.run(store.load("s")) == snapshot()
+        asyncio.run(store.aclose())
+
+
 class StoreContract(
     BasicContract,
     IdContract,
@@ -834,7 +917,12 @@ class StoreContract(
     ListContract,
     TtlContract,
 ):
-    """Everything a store must do; subclass it and provide ``make_store``."""
+    """Everything a store must do, through either API; subclass it and provide
+    ``make_store``."""
+
+
+class AsyncStoreContract(StoreContract, LoopContract):
+    """The contract of the async API: :class:`StoreContract` and :class:`LoopContract`."""
 
 
 class ThroughSync:

@@ -28,9 +28,9 @@ from sessionstore import (
 from sessionstore.stores.azure import AzureBlobSessionStore
 from sessionstore.testing import AZURITE_ACCOUNT, AZURITE_KEY, Emulator
 from tests.contract import (
+    AsyncStoreContract,
     MakeStore,
     RequestCountContract,
-    StoreContract,
     SyncStoreContract,
     big_snapshot,
     cloud_url,
@@ -51,7 +51,13 @@ async def count_requests(store: ObjectSessionStore) -> Callable[[], list[str]]:
     return lambda: sent
 
 
-class TestAzureStore(StoreContract, RequestCountContract):
+@pytest.fixture
+def store_url(azurite: Emulator, unique_prefix: str) -> tuple[str, dict[str, str]]:
+    """The URL (and environment) of the contract's subprocess checks."""
+    return cloud_url("azure", azurite, unique_prefix)
+
+
+class TestAzureStore(AsyncStoreContract, RequestCountContract):
     @pytest.fixture
     def make_store(self, make_azure_store: MakeStore) -> MakeStore:
         return make_azure_store
@@ -63,10 +69,6 @@ class TestAzureSyncStore(SyncStoreContract):
     @pytest.fixture
     def make_async_store(self, make_azure_store: MakeStore) -> MakeStore:
         return make_azure_store
-
-    @pytest.fixture
-    def store_url(self, azurite: Emulator, unique_prefix: str) -> tuple[str, dict[str, str]]:
-        return cloud_url("azure", azurite, unique_prefix)
 
 
 Counted = tuple[AzureBlobSessionStore, Callable[[], list[str]]]

@@ -8,6 +8,7 @@ Functions, ``azure.functions.HttpRequest`` objects for Azure Functions.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import sys
@@ -23,6 +24,7 @@ import azure.functions as func
 import functions_framework
 import pytest
 
+from sessionstore import SyncSessionStore
 from sessionstore.testing import Emulator
 from tests.contract import MakeStore, cloud_url
 
@@ -59,9 +61,10 @@ def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str], M
 
     yield deploy
     for module in loaded:
-        close = getattr(module.store, "close", None)
-        if close is not None:
-            close()
+        if isinstance(module.store, SyncSessionStore):
+            module.store.close()
+        else:
+            asyncio.run(module.store.aclose())
 
 
 def cloud(
@@ -105,6 +108,21 @@ def test_lambda_handler_over_many_invocations(
     saved = example.store.load("s0")
     assert saved is not None and saved["tick"] == 10 + ok
     assert len(saved["timeline"]) == 2 * saved["tick"]
+
+
+def test_async_lambda_handler_runs_a_new_event_loop_per_invocation(
+    deployed: Callable[[str, str], ModuleType],
+    localstack_s3: Emulator,
+    make_s3_store: MakeStore,
+    unique_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = cloud("s3", localstack_s3, unique_prefix, monkeypatch)
+    example = deployed("aws_lambda/handler_async.py", url)
+    for i in range(1, 31):
+        result = invoke_lambda(example.handler, f"s{i % 3}", f"hello {i}")
+        assert result["statusCode"] == 200 and result["tick"] == (i + 2) // 3
+    assert asyncio.run(example.store.list()) == ["s0", "s1", "s2"]
 
 
 def test_lambda_deadline_comes_back_in_time(

@@ -20,12 +20,18 @@ from sessionstore import (
     StoreAccessError,
     StoreUnavailableError,
 )
-from tests.contract import MakeStore, StoreContract, SyncStoreContract, snapshot
+from tests.contract import AsyncStoreContract, MakeStore, SyncStoreContract, snapshot
 
 FAST = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.01, deadline=30)
 
 
-class TestFileStore(StoreContract):
+@pytest.fixture
+def store_url(tmp_path: Path) -> tuple[str, dict[str, str]]:
+    """The URL of the contract's subprocess checks."""
+    return f"file://{tmp_path}/root?prefix=p/", {}
+
+
+class TestFileStore(AsyncStoreContract):
     @pytest.fixture
     async def make_store(self, tmp_path: Path) -> AsyncIterator[MakeStore]:
         yield lambda **options: FileSessionStore(tmp_path / "root", prefix="p/", **options)
@@ -35,10 +41,6 @@ class TestFileSyncStore(SyncStoreContract):
     @pytest.fixture
     def make_async_store(self, tmp_path: Path) -> MakeStore:
         return lambda **options: FileSessionStore(tmp_path / "root", prefix="p/", **options)
-
-    @pytest.fixture
-    def store_url(self, tmp_path: Path) -> tuple[str, dict[str, str]]:
-        return f"file://{tmp_path}/root?prefix=p/", {}
 
 
 async def test_writes_leave_no_temp_files(tmp_path: Path) -> None:

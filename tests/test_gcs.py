@@ -15,9 +15,9 @@ from sessionstore.provider import _AccessDenied, _NotFound, _PreconditionFailed,
 from sessionstore.stores.gcs import GCSSessionStore
 from sessionstore.testing import Emulator
 from tests.contract import (
+    AsyncStoreContract,
     MakeStore,
     RequestCountContract,
-    StoreContract,
     SyncStoreContract,
     cloud_url,
     snapshot,
@@ -34,7 +34,13 @@ async def count_requests(store: ObjectSessionStore) -> Callable[[], list[str]]:
     return lambda: sent
 
 
-class TestGCSStore(StoreContract, RequestCountContract):
+@pytest.fixture
+def store_url(fake_gcs: Emulator, unique_prefix: str) -> tuple[str, dict[str, str]]:
+    """The URL (and environment) of the contract's subprocess checks."""
+    return cloud_url("gcs", fake_gcs, unique_prefix)
+
+
+class TestGCSStore(AsyncStoreContract, RequestCountContract):
     # fake-gcs-server does not enforce ifGenerationMatch on deletes
     # (docs/DESIGN.md, "The local cloud").
     conditional_deletes = "ignored"
@@ -52,10 +58,6 @@ class TestGCSSyncStore(SyncStoreContract):
     @pytest.fixture
     def make_async_store(self, make_gcs_store: MakeStore) -> MakeStore:
         return make_gcs_store
-
-    @pytest.fixture
-    def store_url(self, fake_gcs: Emulator, unique_prefix: str) -> tuple[str, dict[str, str]]:
-        return cloud_url("gcs", fake_gcs, unique_prefix)
 
 
 LATENCY = 0.5  # seconds: a slow round trip, so that a stalled loop shows

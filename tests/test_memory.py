@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from sessionstore import MemorySessionStore, StoreAccessError, StoreConfigError
-from tests.contract import MakeStore, StoreContract, SyncStoreContract, snapshot
+from tests.contract import AsyncStoreContract, MakeStore, SyncStoreContract, snapshot
 
 
 def sharing_one_dict() -> MakeStore:
@@ -22,7 +22,13 @@ def sharing_one_dict() -> MakeStore:
     return make
 
 
-class TestMemoryStore(StoreContract):
+@pytest.fixture
+def store_url() -> tuple[str, dict[str, str]]:
+    """The URL of the contract's subprocess checks (a memory store of their own)."""
+    return "memory://", {}
+
+
+class TestMemoryStore(AsyncStoreContract):
     @pytest.fixture
     def make_store(self) -> MakeStore:
         return sharing_one_dict()
@@ -32,10 +38,6 @@ class TestMemorySyncStore(SyncStoreContract):
     @pytest.fixture
     def make_async_store(self) -> MakeStore:
         return sharing_one_dict()
-
-    @pytest.fixture
-    def store_url(self) -> tuple[str, dict[str, str]]:
-        return "memory://", {}
 
 
 async def test_lru_evicts_least_recently_used() -> None:

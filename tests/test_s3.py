@@ -19,9 +19,9 @@ from sessionstore.provider import _AccessDenied, _NotFound, _PreconditionFailed,
 from sessionstore.stores.s3 import S3SessionStore
 from sessionstore.testing import Emulator
 from tests.contract import (
+    AsyncStoreContract,
     MakeStore,
     RequestCountContract,
-    StoreContract,
     SyncStoreContract,
     cloud_url,
     snapshot,
@@ -40,7 +40,13 @@ async def count_requests(store: ObjectSessionStore) -> Callable[[], list[str]]:
     return lambda: sent
 
 
-class TestS3Store(StoreContract, RequestCountContract):
+@pytest.fixture
+def store_url(localstack_s3: Emulator, unique_prefix: str) -> tuple[str, dict[str, str]]:
+    """The URL (and environment) of the contract's subprocess checks."""
+    return cloud_url("s3", localstack_s3, unique_prefix)
+
+
+class TestS3Store(AsyncStoreContract, RequestCountContract):
     # LocalStack 4.13 answers If-Match on DeleteObject with 501 (AWS has it since 2025-09).
     conditional_deletes = "refused"
 
@@ -68,10 +74,6 @@ class TestS3SyncStore(SyncStoreContract):
     @pytest.fixture
     def make_async_store(self, make_s3_store: MakeStore) -> MakeStore:
         return make_s3_store
-
-    @pytest.fixture
-    def store_url(self, localstack_s3: Emulator, unique_prefix: str) -> tuple[str, dict[str, str]]:
-        return cloud_url("s3", localstack_s3, unique_prefix)
 
 
 async def test_sse_is_passed_through(make_s3_store: MakeStore) -> None:

@@ -23,6 +23,7 @@ from sessionstore.errors import (
     StaleSnapshotError,
     StoreAccessError,
     StoreConfigError,
+    StoreInUseError,
     StoreUnavailableError,
 )
 from sessionstore.registry import lazy_classes
@@ -60,6 +61,7 @@ __all__ = [
     "StaleSnapshotError",
     "StoreAccessError",
     "StoreConfigError",
+    "StoreInUseError",
     "StoreUnavailableError",
     "SyncSessionStore",
     "Versioned",

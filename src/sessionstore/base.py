@@ -10,7 +10,6 @@ size guard, retries, error mapping, TTL, the stale-tick guard and logging
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -34,6 +33,7 @@ from sessionstore.errors import (
     StoreUnavailableError,
 )
 from sessionstore.keys import decode_key, make_key, normalize_prefix
+from sessionstore.loops import LoopAffinity
 from sessionstore.provider import (
     META_ENCODING,
     META_TICK,
@@ -83,6 +83,9 @@ class ObjectSessionStore(ABC):
     url_params: ClassVar[UrlParams] = {}
     #: Query names that stand for another keyword (``{"region": "region_name"}``).
     url_aliases: ClassVar[Mapping[str, str]] = {}
+    #: Whether the SDK client belongs to the event loop it was built on (aiohttp-based
+    #: SDKs): then each new loop gets a client of its own (sessionstore.loops).
+    client_follows_loop: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -105,8 +108,12 @@ class ObjectSessionStore(ABC):
         self.ttl = ttl
         self.reject_stale = bool(reject_stale)
         self._codec = Codec(serializer, compression, compress_min_bytes, max_snapshot_bytes)
-        self._open_lock = asyncio.Lock()
-        self._is_open = False
+        self._affinity = LoopAffinity(
+            lambda: repr(self),
+            lambda: self._translated(self._open()),
+            self._close,
+            bound=self.client_follows_loop,
+        )
 
     @classmethod
     def _url_arguments(
@@ -208,12 +215,8 @@ class ObjectSessionStore(ABC):
             raise self._classify(exc)(redact(self._error_detail(exc))) from exc
 
     async def _ensure_open(self) -> None:
-        if self._is_open:
-            return
-        async with self._open_lock:
-            if not self._is_open:
-                await self._translated(self._open())
-                self._is_open = True
+        if not self._affinity.is_open_here():
+            await self._affinity.ensure_open()
 
     def _what(self, op: str, key: str | None) -> str:
         return f"{self.provider} {op} {self._where(key) if key else self.location}"
@@ -662,10 +665,7 @@ class ObjectSessionStore(ABC):
 
     async def aclose(self) -> None:
         """Close the SDK client the store built (an injected client stays open)."""
-        async with self._open_lock:
-            if self._is_open:
-                self._is_open = False
-                await self._close()
+        await self._affinity.aclose()
 
     async def __aenter__(self) -> Self:
         await self._call("open", None, _no_request)  # errors mapped like any operation

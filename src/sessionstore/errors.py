@@ -11,7 +11,8 @@ Every error a store raises is a :class:`SessionStoreError`::
     │   └── StaleSnapshotError                         reject_stale refused an older tick
     ├── StoreConfigError           (also ValueError)   bad URL, option, or missing extra
     ├── StoreAccessError                               401/403, missing bucket/container
-    └── StoreUnavailableError                          transient failures outlasted the retry policy
+    ├── StoreUnavailableError                          transient failures, or the caller's deadline
+    └── StoreInUseError            (also RuntimeError) used from two running event loops
 
 Messages name the provider, the bucket or container, the key and the operation, and
 never a credential, signature or SAS token. The SDK exception that caused an error is
@@ -30,6 +31,7 @@ __all__ = [
     "StaleSnapshotError",
     "StoreAccessError",
     "StoreConfigError",
+    "StoreInUseError",
     "StoreUnavailableError",
 ]
 
@@ -81,3 +83,11 @@ class StoreAccessError(SessionStoreError):
 
 class StoreUnavailableError(SessionStoreError):
     """Transient failures (throttling, 5xx, timeouts, resets) outlasted the retry policy."""
+
+
+class StoreInUseError(SessionStoreError, RuntimeError):
+    """The store is in use by an event loop running in another thread.
+
+    A store serves one event loop at a time (its SDK client belongs to that loop);
+    share one store between threads with ``SyncSessionStore``.
+    """

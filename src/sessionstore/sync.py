@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import logging
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator, Mapping
 from concurrent.futures import Future
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["SyncSessionStore", "open_store_sync"]
 
 T = TypeVar("T")
+_log = logging.getLogger("sessionstore")
 
 #: How long interpreter exit waits for an unclosed store to close its client.
 _EXIT_CLOSE_TIMEOUT = 10.0
@@ -57,8 +59,12 @@ class _LoopThread:
         self._ready.set()
         await self._stopped
         # Close the store's client on the loop it lives on; asyncio.run then ends the
-        # loop's async generators and executor threads.
-        await self.store.aclose()
+        # loop's async generators and executor threads. Nothing is printed from here,
+        # which may run at interpreter exit.
+        try:
+            await self.store.aclose()
+        except Exception as exc:
+            _log.debug("sessionstore: closing %r: %r", self.store, exc)
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
         assert self._loop is not None

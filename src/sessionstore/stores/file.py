@@ -122,6 +122,8 @@ class FileSessionStore(ObjectSessionStore):
         StoreConfigError: ``root`` is not a path, or a base option is bad.
     """
 
+    client_follows_loop = False  # no client: worker threads of the running loop
+
     provider = "file"
 
     def __init__(

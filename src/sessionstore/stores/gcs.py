@@ -78,6 +78,8 @@ class GCSSessionStore(ClientStore):
         StoreConfigError: an empty bucket name or a bad option.
     """
 
+    client_follows_loop = False  # a thread pool and requests: it serves any event loop
+
     provider = "gcs"
     url_location = "bucket"
     url_params: ClassVar[UrlParams] = {

@@ -41,6 +41,8 @@ class MemorySessionStore(ObjectSessionStore):
         StoreConfigError: ``max_size`` is not a positive int, or a base option is bad.
     """
 
+    client_follows_loop = False  # no client
+
     provider = "memory"
     url_params: ClassVar[UrlParams] = {"max_size": positive_int}
 
