@@ -18,7 +18,7 @@ import time
 from importlib import metadata
 from typing import Any
 
-from benchmarks import calls, codec_table, coldstart, ops, report, request_counts
+from benchmarks import calls, codec_table, coldstart, ops, report, request_counts, serverless
 from sessionstore.testing import Emulator, azure_emulator, gcs_emulator, s3_emulator
 
 PACKAGES = (
@@ -90,8 +90,8 @@ def main() -> None:
     results["coldstart"] = {
         "import": coldstart.import_cost(repeats),
         "provider_imports": {p: coldstart.provider_imports(p, repeats) for p in emulators},
-        "first_save": {p: coldstart.first_save(p, e, repeats) for p, e in emulators.items()},
     }
+    results["serverless"] = serverless.measure(emulators, args.quick, _say)
     asyncio.run(_cleanup_cold(emulators))
     results["env"] = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),

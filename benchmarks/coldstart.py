@@ -166,12 +166,49 @@ asyncio.run(main())
 }
 
 
-def first_save(provider: str, emulator: Emulator, repeats: int = 5) -> dict[str, float]:
-    """Median wall time of a fresh process that saves once: store vs by hand."""
+_STORE_SYNC = """
+from sessionstore import SyncSessionStore
+from {module} import {cls}
+store = SyncSessionStore({cls}({bucket!r}, prefix="bench-cold/", **{options!r}))
+store.save("cold", {snapshot})
+"""
+
+_HAND_SYNC = {
+    "s3": """
+import json, boto3
+boto3.client("s3", **{options!r}).put_object(
+    Bucket={bucket!r}, Key="bench-cold/hand.json", Body=json.dumps({snapshot}).encode(),
+    ContentType="application/json")
+""",
+    "gcs": """
+import json
+from google.cloud import storage
+blob = storage.Client(project="test").bucket({bucket!r}).blob("bench-cold/hand.json")
+blob.upload_from_string(json.dumps({snapshot}), content_type="application/json")
+""",
+    "azure": """
+import json
+from azure.storage.blob import ContainerClient, ContentSettings
+client = ContainerClient.from_connection_string({options[connection_string]!r}, {bucket!r})
+client.upload_blob("bench-cold/hand.json", json.dumps({snapshot}).encode(), overwrite=True,
+                   content_settings=ContentSettings(content_type="application/json"))
+""",
+}
+
+
+def first_save(
+    provider: str, emulator: Emulator, repeats: int = 5, api: str = "async"
+) -> dict[str, float]:
+    """Wall time of a fresh process that saves once: store vs by hand, in pairs.
+
+    ``api="async"``: the store in ``asyncio.run`` vs the same (async) SDK by hand;
+    ``api="sync"``: a SyncSessionStore vs the provider's synchronous SDK by hand.
+    Returns the medians, the median of the per-pair ratios and their range.
+    """
     module, cls = _STORE_MODULES[provider]
     fmt = {"bucket": emulator.bucket, "options": emulator.options, "snapshot": _SNAPSHOT}
-    store_code = _STORE.format(module=module, cls=cls, **fmt)
-    hand_code = _HAND[provider].format(**fmt)
+    store_code = (_STORE if api == "async" else _STORE_SYNC).format(module=module, cls=cls, **fmt)
+    hand_code = (_HAND if api == "async" else _HAND_SYNC)[provider].format(**fmt)
     env = _env()
     _wall(store_code, env)  # warm the OS file cache for both before timing
     _wall(hand_code, env)
@@ -180,8 +217,14 @@ def first_save(provider: str, emulator: Emulator, repeats: int = 5) -> dict[str,
         pair = [(store_code, store_times), (hand_code, hand_times)]
         for code, times in pair if rep % 2 == 0 else reversed(pair):
             times.append(_wall(code, env))
-    store_s, hand_s = statistics.median(store_times), statistics.median(hand_times)
-    return {"store_ms": store_s * 1000, "hand_ms": hand_s * 1000, "ratio": store_s / hand_s}
+    ratios = [s / h for s, h in zip(store_times, hand_times, strict=True)]
+    return {
+        "store_ms": statistics.median(store_times) * 1000,
+        "hand_ms": statistics.median(hand_times) * 1000,
+        "ratio": statistics.median(ratios),
+        "low": min(ratios),
+        "high": max(ratios),
+    }
 
 
 COLD_PREFIX = "bench-cold/"

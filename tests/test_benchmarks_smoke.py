@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from benchmarks import calls, codec_table, coldstart, ops, report, request_counts
+from benchmarks import calls, codec_table, coldstart, ops, report, request_counts, serverless
 
 from sessionstore.testing import Emulator
 
@@ -48,8 +48,15 @@ async def test_provider_end_to_end(emulator: tuple[str, Emulator], tmp_path: Pat
     for op, n in counts.items():
         assert str(n) == report._expected(op), (provider, op, n)
     first = coldstart.first_save(provider, emu, repeats=1)
-    assert first["store_ms"] > 0 and first["hand_ms"] > 0
+    first_sync = coldstart.first_save(provider, emu, repeats=1, api="sync")
+    assert first["store_ms"] > 0 and first_sync["hand_ms"] > 0
+    assert first_sync["low"] <= first_sync["ratio"] <= first_sync["high"]
     await ops.purge(coldstart.COLD_PREFIX, provider, emu)
+    warm = await asyncio.to_thread(serverless.warm, provider, emu, 2, {"10 KB": 2, "1 MB": 1})
+    assert set(warm) == {"load 10 KB", "load 1 MB", "save 10 KB", "save 1 MB"}
+    assert all(len(p.a) == len(p.b) == 2 and p.ratio()[0] > 0 for p in warm.values())
+    invoke = await asyncio.to_thread(serverless.per_invocation, provider, emu, 2, 2)
+    assert invoke["cpu"].ratio()[0] > 0 and invoke["wall"].ratio()[0] > 0
     results = {
         "cells": cells,
         "requests": {provider: counts},
@@ -64,7 +71,15 @@ async def test_provider_end_to_end(emulator: tuple[str, Emulator], tmp_path: Pat
                 "top_self": [(1.0, "x")],
             },
             "provider_imports": {provider: {"store_ms": 1.0, "hand_ms": 1.0}},
+        },
+        "serverless": {
+            "rounds": 2,
+            "ops": {"10 KB": 2, "1 MB": 1},
+            "repeats": 1,
             "first_save": {provider: first},
+            "first_save_sync": {provider: first_sync},
+            "warm": {provider: warm},
+            "per_invocation": {provider: invoke},
         },
         "env": {
             "date": "today",
@@ -81,4 +96,8 @@ async def test_provider_end_to_end(emulator: tuple[str, Emulator], tmp_path: Pat
         },
     }
     path = report.write(results, quick=True, root=tmp_path)
-    assert f"| {provider} | save | 10 KB | 1 |" in path.read_text()
+    page = path.read_text()
+    assert f"| {provider} | save | 10 KB | 1 |" in page
+    assert "## Serverless" in page and f"| {provider} | load | 1 MB |" in page
+    spliced = serverless.splice(page, ["## Serverless", "", "new", ""])
+    assert "new" in spliced and "## Notes" in spliced and spliced.count("## Serverless") == 1
