@@ -194,7 +194,12 @@ class S3SessionStore(ClientStore):
 
     async def _build_client(self) -> Any:
         stack = contextlib.AsyncExitStack()
-        session = self._session or aioboto3.Session()
+        if self._session is None:
+            # Kept for the next client: a store that follows its callers' event loops
+            # (asyncio.run per invocation) builds one client per loop, and a session
+            # loads botocore's service models and resolves credentials only once.
+            self._session = aioboto3.Session()
+        session = self._session
         kwargs = {k: v for k, v in self._credentials.items() if v is not None}
         try:
             client = await stack.enter_async_context(
