@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import dataclasses
 import gc
-import os
 import statistics
 import sys
 import time
@@ -33,10 +32,10 @@ from typing import Any
 
 from benchmarks import coldstart
 from benchmarks.handwritten import SYNC_BY_HAND
-from benchmarks.ops import SIZES, cpu_seconds, ensure_bucket, purge
+from benchmarks.ops import SIZES, bench_emulators, cpu_seconds, purge
 from benchmarks.snapshots import agentick_snapshot
 from sessionstore import SyncSessionStore
-from sessionstore.testing import Emulator, azure_emulator, emulator_store, gcs_emulator, s3_emulator
+from sessionstore.testing import Emulator, emulator_store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -259,13 +258,7 @@ def main() -> None:
     parser.add_argument("--providers", default="s3,gcs,azure")
     parser.add_argument("--bucket", default="sessionstore-bench")
     args = parser.parse_args()
-    every = {"s3": s3_emulator(), "gcs": gcs_emulator(), "azure": azure_emulator()}
-    emulators = {
-        p: dataclasses.replace(every[p], bucket=args.bucket) for p in args.providers.split(",")
-    }
-    os.environ.setdefault("STORAGE_EMULATOR_HOST", every["gcs"].endpoint)
-    for provider, emulator in emulators.items():
-        asyncio.run(ensure_bucket(provider, emulator))
+    emulators = bench_emulators(args.providers, args.bucket)
 
     def say(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
