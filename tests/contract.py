@@ -764,6 +764,70 @@ class TtlContract:
 CountRequests = Callable[[ObjectSessionStore], Awaitable[Callable[[], list[str]]]]
 
 
+class ExpiryContract:
+    """Expired means absent for every operation, writes included."""
+
+    @staticmethod
+    def later(make_store: MakeStore, **options: Any) -> ObjectSessionStore:
+        """A store whose clock runs two hours ahead, with a one-hour ttl."""
+        store = make_store(ttl=timedelta(hours=1), **options)
+        real_now = store._now
+        store._now = lambda: real_now() + timedelta(hours=2)  # type: ignore[method-assign]
+        return store
+
+    async def test_if_absent_replaces_an_expired_session(self, make_store: MakeStore) -> None:
+        store = make_store(ttl=timedelta(hours=1))
+        await store.save("s", snapshot(tick=9))
+        later = self.later(make_store)
+        assert await later.has("s") is False
+        version = await later.save("s", snapshot(tick=1), if_absent=True)
+        versioned = await store.load_versioned("s")
+        assert versioned is not None and versioned.snapshot["tick"] == 1
+        assert versioned.version == version
+        with pytest.raises(ConflictError):  # a live session still blocks
+            await store.save("s", snapshot(tick=2), if_absent=True)
+
+    async def test_a_writer_refreshing_an_expired_session_wins(self, make_store: MakeStore) -> None:
+        store = make_store(ttl=timedelta(hours=1))
+        await store.save("s", snapshot(tick=1))
+        later = self.later(make_store)
+        real_put = later._put
+
+        async def refreshed_first(key: str, body: bytes, **options: Any) -> str:
+            if options["if_version"] is not None:  # the replacement of the expired object
+                await store.save("s", snapshot(tick=5))  # another writer refreshes it first
+            return await real_put(key, body, **options)
+
+        later._put = refreshed_first  # type: ignore[method-assign]
+        with pytest.raises(ConflictError, match="already exists"):
+            await later.save("s", snapshot(tick=2), if_absent=True)
+        loaded = await store.load("s")
+        assert loaded is not None and loaded["tick"] == 5
+
+    async def test_an_expired_tick_does_not_count(self, make_store: MakeStore) -> None:
+        await make_store(reject_stale=True).save("s", snapshot(tick=9))
+        await make_store().save("plain", snapshot(tick=9))  # no tick metadata: read whole
+        later = self.later(make_store, reject_stale=True)
+        for session_id in ("s", "plain"):
+            await later.save(session_id, snapshot(tick=3))
+            loaded = await make_store().load(session_id)
+            assert loaded is not None and loaded["tick"] == 3
+        await make_store().save("t", snapshot(tick=9))
+        await later.save("t", snapshot(tick=3), if_absent=True)
+        with pytest.raises(StaleSnapshotError):  # a live tick still counts
+            await make_store(reject_stale=True).save("s", snapshot(tick=2))
+
+    @pytest.mark.parametrize("bad", [timedelta(0), timedelta(seconds=-1), 3600, "1h"], ids=repr)
+    async def test_purge_expired_needs_a_positive_timedelta(
+        self, make_store: MakeStore, bad: Any
+    ) -> None:
+        store = make_store(ttl=timedelta(hours=1))
+        await store.save("s", snapshot())
+        with pytest.raises(StoreConfigError, match="positive timedelta"):
+            await self.later(make_store).purge_expired(bad)
+        assert await store.list() == ["s"]
+
+
 class RequestCountContract:
     """One request per operation, counted at the store's HTTP layer (cloud stores).
 
@@ -825,5 +889,6 @@ class StoreContract(
     StaleContract,
     ListContract,
     TtlContract,
+    ExpiryContract,
 ):
     """Everything a store must do; subclass it and provide ``make_store``."""
