@@ -592,13 +592,19 @@ class StaleContract:
         got = await store.load_versioned("s")
         assert got is not None and got.version == v6 and got.snapshot["tick"] == 6
 
-    @pytest.mark.parametrize(("mine", "wins"), [(9, True), (7, False)], ids=["newer", "older"])
+    @pytest.mark.parametrize(
+        ("mine", "wins", "existing"),
+        [(9, True, True), (7, False, True), (9, True, False), (7, False, False)],
+        ids=["newer", "older", "newer-create", "older-create"],
+    )
     async def test_another_writer_between_read_and_write(
-        self, make_store: MakeStore, mine: int, wins: bool
+        self, make_store: MakeStore, mine: int, wins: bool, existing: bool
     ) -> None:
-        """The compare-and-swap loop looks again when another writer lands in between."""
+        """The compare-and-swap loop looks again when another writer lands in between
+        (also when the session did not exist yet: the create is conditional too)."""
         store, other = make_store(reject_stale=True), make_store(reject_stale=True)
-        await store.save("s", snapshot(tick=1))
+        if existing:
+            await store.save("s", snapshot(tick=1))
         put, puts = store._put, 0
 
         async def another_write_first(key: str, body: bytes, **kw: Any) -> str:
