@@ -293,6 +293,7 @@ class IdContract:
         suppress_health_check=[
             HealthCheck.function_scoped_fixture,
             HealthCheck.differing_executors,
+            HealthCheck.too_slow,
         ],
     )
     @given(session_id=st.text(min_size=1, max_size=60))
