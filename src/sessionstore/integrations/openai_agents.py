@@ -27,9 +27,10 @@ Importing this module imports the SDK (the ``openai-agents`` extra);
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
 from tenacity import (
@@ -200,7 +201,8 @@ class ObjectStorageSession(SessionABC):
         """Append ``items`` after the newest ones, all or none.
 
         Two requests (a read and a conditional write) when no other writer intervenes;
-        an empty list sends none.
+        an empty list sends none. A cancelled call finishes its change (or fails)
+        before the cancellation propagates, so the caller never leaves it half-known.
 
         Raises:
             SnapshotEncodeError: an item is not JSON (nothing written).
@@ -219,27 +221,28 @@ class ObjectStorageSession(SessionABC):
                 del stored[: -self.max_items]
             return None, True
 
-        await self._change("add_items", append)
+        await _to_the_end(self._change("add_items", append))
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove and return the newest item, or None if there is none.
 
         Two concurrent calls never return the same item. One read, plus a conditional
-        write when there is an item to remove.
+        write when there is an item to remove. A cancelled call finishes its change
+        before the cancellation propagates, as in the SDK's sessions.
 
         Raises:
             ConflictError: other writers kept winning for longer than ``conflict_retry``.
             The errors of :meth:`get_items`.
         """
-        return await self._change("pop_item", _pop_newest)
+        return await _to_the_end(self._change("pop_item", _pop_newest))
 
     async def clear_session(self) -> None:
-        """Remove every item: one delete request.
+        """Remove every item: one delete request (finished even if the caller is cancelled).
 
         Raises:
             StoreAccessError, StoreUnavailableError, SessionStoreError: the store failed.
         """
-        await self.store.delete(self.session_id)
+        await _to_the_end(self.store.delete(self.session_id))
 
     # ------------------------------------------------------------------ storage
 
@@ -328,6 +331,30 @@ class ObjectStorageSession(SessionABC):
 
     def __repr__(self) -> str:
         return f"ObjectStorageSession({self.session_id!r}, {self.store!r})"
+
+
+async def _to_the_end(change: Awaitable[T]) -> T:
+    """Await ``change``; if the caller is cancelled meanwhile, let it finish, then
+    propagate the cancellation (so a cancelled turn knows its write landed or not)."""
+    task = asyncio.ensure_future(change)
+    interrupted = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                interrupted = True
+                continue
+            if not task.cancelled():
+                task.exception()  # its outcome is known; only the caller was cancelled
+            raise
+        except BaseException:
+            if interrupted:
+                raise asyncio.CancelledError from None
+            raise
+        if interrupted:
+            raise asyncio.CancelledError
+        return result
 
 
 def _pop_newest(items: list[TResponseInputItem]) -> tuple[TResponseInputItem | None, bool]:
