@@ -287,11 +287,12 @@ def test_bad_keyword_option() -> None:
         open_store("memory://", bogus=1)
 
 
-def test_import_loads_no_cloud_sdk() -> None:
+def test_import_loads_no_cloud_sdk_and_no_agent_framework() -> None:
     code = (
-        "import sys, sessionstore; sessionstore.open_store('memory://');"
+        "import sys, sessionstore, sessionstore.integrations; sessionstore.open_store('memory://');"
         "bad = [m for m in sys.modules if m.split('.')[0] in"
-        " ('boto3', 'botocore', 'aioboto3', 'aiobotocore', 'google', 'azure')];"
+        " ('boto3', 'botocore', 'aioboto3', 'aiobotocore', 'google', 'azure', 'agents',"
+        " 'openai')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
