@@ -56,14 +56,25 @@ async def test_layout_is_one_snapshot(store: ObjectSessionStore) -> None:
     assert await store.list() == []
 
 
-async def test_foreign_snapshot_is_refused_and_kept(store: ObjectSessionStore) -> None:
-    agentick = {"version": "1.0", "sessionId": "s", "tick": 4, "timeline": []}
-    await store.save("s", agentick)
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        {"version": "1.0", "sessionId": "s", "tick": 4, "timeline": []},  # agentick's
+        {"format": "other-app", "formatVersion": 1, "tick": 2, "items": [{"a": 1}]},
+        {"format": FORMAT, "formatVersion": 1, "tick": "2", "items": []},
+        {"format": FORMAT, "formatVersion": 1, "tick": 2, "items": {}},
+        {"format": FORMAT, "formatVersion": "1", "tick": 2, "items": []},
+    ],
+)
+async def test_foreign_snapshot_is_refused_and_kept(
+    store: ObjectSessionStore, foreign: dict[str, Any]
+) -> None:
+    await store.save("s", foreign)
     session = ObjectStorageSession("s", store)
     for call in (session.get_items(), session.add_items(items("x")), session.pop_item()):
         with pytest.raises(SnapshotDecodeError, match="not an OpenAI Agents session"):
             await call
-    assert await store.load("s") == agentick
+    assert await store.load("s") == foreign
 
 
 async def test_newer_format_is_refused_with_the_fix(store: ObjectSessionStore) -> None:
