@@ -18,7 +18,7 @@ import time
 from importlib import metadata
 from typing import Any
 
-from benchmarks import calls, codec_table, coldstart, ops, report, request_counts
+from benchmarks import calls, codec_table, coldstart, openai_agents, ops, report, request_counts
 from sessionstore.testing import Emulator, azure_emulator, gcs_emulator, s3_emulator
 
 PACKAGES = (
@@ -79,6 +79,9 @@ def main() -> None:
     counts = {"10 KB": 40, "1 MB": 8} if args.quick else {"10 KB": 150, "1 MB": 40}
     started, load_start = time.monotonic(), os.getloadavg()[0]
     results = asyncio.run(_cloud(emulators, rounds, counts))
+    results["agents"] = asyncio.run(
+        openai_agents.run(emulators, rounds=rounds, ops=5 if args.quick else 20, progress=_say)
+    )
     results["calls"] = []
     for provider, emulator in emulators.items():
         _say(f"{provider}: function calls per operation")

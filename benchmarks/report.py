@@ -7,6 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from benchmarks import openai_agents
 from benchmarks.ops import Cell
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -256,6 +257,8 @@ def write(results: dict[str, Any], quick: bool, root: Path = ROOT) -> Path:
             f"| {provider} | {i['store_ms']:.0f} | {i['hand_ms']:.0f} | {f['store_ms']:.0f}"
             f" | {f['hand_ms']:.0f} | {f['ratio']:.2f} |"
         )
+    if results.get("agents"):
+        out += ["", *openai_agents.section(**results["agents"])]
     out += ["", "## Notes", "", *results.get("notes", []), ""]
     out += [
         "## Reproduce",

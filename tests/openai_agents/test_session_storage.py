@@ -28,7 +28,10 @@ from sessionstore.integrations.openai_agents import (
     FORMAT_VERSION,
     ObjectStorageSession,
 )
-from tests.openai_agents.conftest import MakeStore
+from tests.openai_agents.conftest import CLOUDS, MakeStore
+from tests.test_azure import count_requests as count_azure
+from tests.test_gcs import count_requests as count_gcs
+from tests.test_s3 import count_requests as count_s3
 
 
 def items(*texts: str) -> list[TResponseInputItem]:
@@ -54,6 +57,28 @@ async def test_layout_is_one_snapshot(store: ObjectSessionStore) -> None:
     }
     await session.clear_session()
     assert await store.list() == []
+
+
+@pytest.mark.parametrize("backend", CLOUDS, indirect=True)
+async def test_requests_per_operation(store: ObjectSessionStore, backend: str) -> None:
+    """Counted at the SDK's HTTP layer: a read is 1 request, a change 2 (read, then
+    conditional write), a clear 1, nothing to do 0 or 1."""
+    log = await {"s3": count_s3, "gcs": count_gcs, "azure": count_azure}[backend](store)
+    session = ObjectStorageSession("s", store)
+
+    async def sent(call: Any) -> int:
+        before = len(log())
+        await call
+        return len(log()) - before
+
+    assert await sent(session.get_items()) == 1
+    assert await sent(session.pop_item()) == 1  # empty: nothing written
+    assert await sent(session.add_items([])) == 0
+    assert await sent(session.add_items(items("a", "b"))) == 2  # creates it
+    assert await sent(session.add_items(items("c"))) == 2
+    assert await sent(session.get_items(limit=1)) == 1
+    assert await sent(session.pop_item()) == 2
+    assert await sent(session.clear_session()) == 1
 
 
 @pytest.mark.parametrize(
