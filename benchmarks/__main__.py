@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import datetime
 import os
 import platform
@@ -19,7 +18,7 @@ from importlib import metadata
 from typing import Any
 
 from benchmarks import calls, codec_table, coldstart, openai_agents, ops, report, request_counts
-from sessionstore.testing import Emulator, azure_emulator, gcs_emulator, s3_emulator
+from sessionstore.testing import Emulator
 
 PACKAGES = (
     "aioboto3",
@@ -68,13 +67,7 @@ def main() -> None:
         " %(default)s, apart from the tests' bucket, whose leftovers slow fake-gcs-server)",
     )
     args = parser.parse_args()
-    every = {"s3": s3_emulator(), "gcs": gcs_emulator(), "azure": azure_emulator()}
-    emulators = {
-        p: dataclasses.replace(every[p], bucket=args.bucket) for p in args.providers.split(",")
-    }
-    os.environ.setdefault("STORAGE_EMULATOR_HOST", every["gcs"].endpoint)
-    for provider, emulator in emulators.items():
-        asyncio.run(ops.ensure_bucket(provider, emulator))
+    emulators = ops.prepare_emulators(args.providers, args.bucket)
     rounds = 2 if args.quick else 10
     counts = {"10 KB": 40, "1 MB": 8} if args.quick else {"10 KB": 150, "1 MB": 40}
     started, load_start = time.monotonic(), os.getloadavg()[0]

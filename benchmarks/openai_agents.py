@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
-import os
 import statistics
 import sys
 import time
@@ -28,9 +26,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.ops import Cell, ensure_bucket, purge, run_batch
+from benchmarks.ops import Cell, prepare_emulators, purge, run_batch
 from benchmarks.request_counts import _counted_store, _hook_own_client
-from sessionstore.testing import Emulator, azure_emulator, gcs_emulator, s3_emulator
+from sessionstore.testing import Emulator
 
 HISTORIES = (10, 500)
 START, END = "<!-- openai-agents:start -->", "<!-- openai-agents:end -->"
@@ -248,13 +246,7 @@ def main() -> None:
     parser.add_argument("--providers", default="s3,gcs,azure")
     parser.add_argument("--bucket", default="sessionstore-bench")
     args = parser.parse_args()
-    every = {"s3": s3_emulator(), "gcs": gcs_emulator(), "azure": azure_emulator()}
-    emulators = {
-        p: dataclasses.replace(every[p], bucket=args.bucket) for p in args.providers.split(",")
-    }
-    os.environ.setdefault("STORAGE_EMULATOR_HOST", every["gcs"].endpoint)
-    for provider, emulator in emulators.items():
-        asyncio.run(ensure_bucket(provider, emulator))
+    emulators = prepare_emulators(args.providers, args.bucket)
 
     def say(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
+import os
 import resource
 import statistics
 import time
@@ -24,7 +26,14 @@ from typing import Any
 
 from benchmarks.handwritten import BY_HAND
 from benchmarks.snapshots import agentick_snapshot
-from sessionstore.testing import Emulator, emulator_store, purge_prefix
+from sessionstore.testing import (
+    Emulator,
+    azure_emulator,
+    emulator_store,
+    gcs_emulator,
+    purge_prefix,
+    s3_emulator,
+)
 
 SIZES = {"10 KB": 10_000, "1 MB": 1_000_000}
 CONCURRENCY = (1, 32)
@@ -157,6 +166,19 @@ async def measure(
                             getattr(cell, f"{name}_ops_s").append(ops_s)
                 cells += [save, load]
     return cells
+
+
+def prepare_emulators(providers: str, bucket: str) -> dict[str, Emulator]:
+    """The emulators of ``providers`` (comma-separated) on ``bucket``, created if missing.
+
+    Also points google-cloud-storage at fake-gcs-server (``STORAGE_EMULATOR_HOST``).
+    """
+    every = {"s3": s3_emulator(), "gcs": gcs_emulator(), "azure": azure_emulator()}
+    emulators = {p: dataclasses.replace(every[p], bucket=bucket) for p in providers.split(",")}
+    os.environ.setdefault("STORAGE_EMULATOR_HOST", every["gcs"].endpoint)
+    for provider, emulator in emulators.items():
+        asyncio.run(ensure_bucket(provider, emulator))
+    return emulators
 
 
 async def ensure_bucket(provider: str, emulator: Emulator) -> None:

@@ -226,6 +226,12 @@ def test_bad_arguments(args: tuple[Any, ...], kwargs: Any, error: type, match: s
         ObjectStorageSession(*args, **kwargs)
 
 
+def test_unknown_session_settings_are_refused() -> None:
+    """test_session_settings_rejects_unknown_dictionary_fields (the SDK's coercion)."""
+    with pytest.raises(TypeError, match="limitt"):
+        ObjectStorageSession("s", MemorySessionStore(), session_settings={"limitt": 1})
+
+
 async def test_bad_session_id_for_the_store_sends_nothing() -> None:
     session = ObjectStorageSession("\udc00", MemorySessionStore())
     with pytest.raises(InvalidSessionIdError):

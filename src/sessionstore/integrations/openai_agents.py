@@ -56,7 +56,11 @@ from sessionstore.url import open_store
 try:
     from agents.items import TResponseInputItem
     from agents.memory.session import SessionABC
-    from agents.memory.session_settings import SessionSettings, resolve_session_limit
+    from agents.memory.session_settings import (
+        SessionSettings,
+        coerce_session_settings,
+        resolve_session_limit,
+    )
 except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
     raise ImportError(
         "sessionstore.integrations.openai_agents needs the OpenAI Agents SDK:"
@@ -362,13 +366,11 @@ def _pop_newest(items: list[TResponseInputItem]) -> tuple[TResponseInputItem | N
 
 
 def _settings(value: SessionSettings | Mapping[str, Any] | None) -> SessionSettings:
-    """The SDK's settings object for ``value`` (a mapping of its fields is accepted)."""
+    """The SDK's settings object for ``value``, coerced as the SDK's own sessions do."""
     if value is None:
         return SessionSettings()
-    if isinstance(value, SessionSettings):
-        return value
-    if isinstance(value, Mapping):
-        return SessionSettings(**value)
-    raise StoreConfigError(
-        f"session_settings must be a SessionSettings or a mapping, not {type(value).__name__}"
-    )
+    if not isinstance(value, SessionSettings | Mapping):
+        raise StoreConfigError(
+            f"session_settings must be a SessionSettings or a mapping, not {type(value).__name__}"
+        )
+    return coerce_session_settings(dict(value) if isinstance(value, Mapping) else value)
