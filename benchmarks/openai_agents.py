@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
+import os
 import statistics
 import sys
 import time
@@ -156,7 +158,9 @@ async def measure(
     return cells, requests
 
 
-def section(cells: list[Cell], requests: dict[str, dict[str, dict[str, int]]]) -> list[str]:
+def section(
+    cells: list[Cell], requests: dict[str, dict[str, dict[str, int]]], conditions: str = ""
+) -> list[str]:
     """The BENCHMARKS.md section, between its markers."""
     lines = [
         START,
@@ -170,6 +174,7 @@ def section(cells: list[Cell], requests: dict[str, dict[str, dict[str, int]]]) -
         " `store.save()` with the items appended by hand (no condition). The session's extra"
         " work is the conditional write (and its write-id metadata) and the format check.",
         "",
+        *([conditions, ""] if conditions else []),
         "| provider | op | history | session CPU µs/op | plain calls CPU µs/op"
         " | CPU ratio (rounds' range) | session ops/s | plain ops/s |",
         "| --- | --- | --- | ---: | ---: | --- | ---: | ---: |",
@@ -231,12 +236,18 @@ async def run(
     """Every provider's cells and request counts."""
     cells: list[Cell] = []
     requests: dict[str, dict[str, dict[str, int]]] = {}
+    load = os.getloadavg()[0]
     for provider, emulator in emulators.items():
         got, requests[provider] = await measure(
             provider, emulator, rounds=rounds, ops=ops, progress=progress
         )
         cells += got
-    return {"cells": cells, "requests": requests}
+    conditions = (
+        f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()}"
+        f" shared cores, load average (1 min) {load:.1f} at the start and"
+        f" {os.getloadavg()[0]:.1f} at the end; {rounds} rounds of {ops} operations per cell."
+    )
+    return {"cells": cells, "requests": requests, "conditions": conditions}
 
 
 def main() -> None:
