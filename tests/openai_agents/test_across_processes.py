@@ -81,10 +81,15 @@ async def test_runner_turns_read_back_and_continued_by_a_fresh_process(
 
 ADD_THEN_POP = """
 import asyncio, json, sys
+from sessionstore import RetryPolicy
 from sessionstore.integrations.openai_agents import ObjectStorageSession
 
+# Correctness, not the bound, is tested here: a loaded CI machine may starve a writer
+# for longer than the default 60 s, so the bound is wide.
+PATIENT = RetryPolicy(attempts=10_000, base_delay=0.01, max_delay=0.5, deadline=600)
+
 async def main(url, tag, phase):
-    session = ObjectStorageSession.from_url("shared", url)
+    session = ObjectStorageSession.from_url("shared", url, conflict_retry=PATIENT)
     if phase == "add":
         async def writer(t):
             for n in range(25):

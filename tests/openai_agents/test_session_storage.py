@@ -240,8 +240,10 @@ async def test_bad_session_id_for_the_store_sends_nothing() -> None:
 
 
 async def test_concurrent_adds_in_one_process_lose_nothing(store: ObjectSessionStore) -> None:
-    """8 tasks x 25 add_items on one session: exactly 200 items, each once."""
-    session = ObjectStorageSession("busy", store)
+    """8 tasks x 25 add_items on one session: exactly 200 items, each once (with a wide
+    conflict bound: correctness is tested here, not the bound)."""
+    patient = RetryPolicy(attempts=10_000, base_delay=0.01, max_delay=0.5, deadline=600)
+    session = ObjectStorageSession("busy", store, conflict_retry=patient)
 
     async def writer(task: int) -> None:
         for n in range(25):
