@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import importlib.util
 import os
 import platform
 import sys
@@ -17,7 +18,16 @@ import time
 from importlib import metadata
 from typing import Any
 
-from benchmarks import calls, codec_table, coldstart, ops, report, request_counts, serverless
+from benchmarks import (
+    calls,
+    codec_table,
+    coldstart,
+    openai_agents,
+    ops,
+    report,
+    request_counts,
+    serverless,
+)
 from sessionstore.testing import Emulator
 
 PACKAGES = (
@@ -67,11 +77,17 @@ def main() -> None:
         " %(default)s, apart from the tests' bucket, whose leftovers slow fake-gcs-server)",
     )
     args = parser.parse_args()
-    emulators = ops.bench_emulators(args.providers, args.bucket)
+    emulators = ops.prepare_emulators(args.providers, args.bucket)
     rounds = 2 if args.quick else 10
     counts = {"10 KB": 40, "1 MB": 8} if args.quick else {"10 KB": 150, "1 MB": 40}
     started, load_start = time.monotonic(), os.getloadavg()[0]
     results = asyncio.run(_cloud(emulators, rounds, counts))
+    if importlib.util.find_spec("agents") is not None:  # the openai-agents extra
+        results["agents"] = asyncio.run(
+            openai_agents.run(emulators, rounds=rounds, ops=5 if args.quick else 20, progress=_say)
+        )
+    else:
+        _say("OpenAI Agents SDK sessions: skipped (pip install -e '.[openai-agents]')")
     results["calls"] = []
     for provider, emulator in emulators.items():
         _say(f"{provider}: function calls per operation")

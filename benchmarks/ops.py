@@ -168,6 +168,19 @@ async def measure(
     return cells
 
 
+def prepare_emulators(providers: str, bucket: str) -> dict[str, Emulator]:
+    """The emulators of ``providers`` (comma-separated) on ``bucket``, created if missing.
+
+    Also points google-cloud-storage at fake-gcs-server (``STORAGE_EMULATOR_HOST``).
+    """
+    every = {"s3": s3_emulator(), "gcs": gcs_emulator(), "azure": azure_emulator()}
+    emulators = {p: dataclasses.replace(every[p], bucket=bucket) for p in providers.split(",")}
+    os.environ.setdefault("STORAGE_EMULATOR_HOST", every["gcs"].endpoint)
+    for provider, emulator in emulators.items():
+        asyncio.run(ensure_bucket(provider, emulator))
+    return emulators
+
+
 async def ensure_bucket(provider: str, emulator: Emulator) -> None:
     """Create ``emulator.bucket`` if it does not exist (emulators only)."""
     if provider == "s3":
@@ -196,14 +209,3 @@ async def ensure_bucket(provider: str, emulator: Emulator) -> None:
         ) as container:
             with contextlib.suppress(ResourceExistsError):
                 await container.create_container()
-
-
-def bench_emulators(providers: str, bucket: str) -> dict[str, Emulator]:
-    """The emulators of ``providers`` ("s3,gcs,azure"), all on ``bucket``, created if
-    missing; sets ``STORAGE_EMULATOR_HOST`` for the GCS SDK if unset."""
-    every = {"s3": s3_emulator(), "gcs": gcs_emulator(), "azure": azure_emulator()}
-    emulators = {p: dataclasses.replace(every[p], bucket=bucket) for p in providers.split(",")}
-    os.environ.setdefault("STORAGE_EMULATOR_HOST", every["gcs"].endpoint)
-    for provider, emulator in emulators.items():
-        asyncio.run(ensure_bucket(provider, emulator))
-    return emulators

@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmarks import serverless
+from benchmarks import openai_agents, serverless
 from benchmarks.ops import Cell
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -259,6 +259,8 @@ def write(results: dict[str, Any], quick: bool, root: Path = ROOT) -> Path:
     ]
     if "serverless" in results:
         out += serverless.section(results["serverless"])
+    if results.get("agents"):
+        out += ["", *openai_agents.section(**results["agents"])]
     out += ["", "## Notes", "", *results.get("notes", []), ""]
     out += [
         "## Reproduce",

@@ -32,7 +32,7 @@ from typing import Any
 
 from benchmarks import coldstart
 from benchmarks.handwritten import SYNC_BY_HAND
-from benchmarks.ops import SIZES, bench_emulators, cpu_seconds, purge
+from benchmarks.ops import SIZES, cpu_seconds, prepare_emulators, purge
 from benchmarks.snapshots import agentick_snapshot
 from sessionstore import SyncSessionStore
 from sessionstore.testing import Emulator, emulator_store
@@ -258,7 +258,7 @@ def main() -> None:
     parser.add_argument("--providers", default="s3,gcs,azure")
     parser.add_argument("--bucket", default="sessionstore-bench")
     args = parser.parse_args()
-    emulators = bench_emulators(args.providers, args.bucket)
+    emulators = prepare_emulators(args.providers, args.bucket)
 
     def say(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

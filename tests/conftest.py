@@ -22,6 +22,12 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+# Every run: no per-example time limit and no "too slow" health check. Both are timed
+# assertions, and the suite runs beside emulators on a shared 2-core machine.
+settings.register_profile(
+    "default-untimed", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("default-untimed")
 if "mutmut" in sys.modules:  # mutmut's trampoline adds frames to every call of a mutant
     sys.setrecursionlimit(10_000)
 

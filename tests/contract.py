@@ -305,6 +305,7 @@ class IdContract:
         suppress_health_check=[
             HealthCheck.function_scoped_fixture,
             HealthCheck.differing_executors,
+            HealthCheck.too_slow,
         ],
     )
     @given(session_id=st.text(min_size=1, max_size=60))
@@ -604,13 +605,19 @@ class StaleContract:
         got = await store.load_versioned("s")
         assert got is not None and got.version == v6 and got.snapshot["tick"] == 6
 
-    @pytest.mark.parametrize(("mine", "wins"), [(9, True), (7, False)], ids=["newer", "older"])
+    @pytest.mark.parametrize(
+        ("mine", "wins", "existing"),
+        [(9, True, True), (7, False, True), (9, True, False), (7, False, False)],
+        ids=["newer", "older", "newer-create", "older-create"],
+    )
     async def test_another_writer_between_read_and_write(
-        self, make_store: MakeStore, mine: int, wins: bool
+        self, make_store: MakeStore, mine: int, wins: bool, existing: bool
     ) -> None:
-        """The compare-and-swap loop looks again when another writer lands in between."""
+        """The compare-and-swap loop looks again when another writer lands in between
+        (also when the session did not exist yet: the create is conditional too)."""
         store, other = make_store(reject_stale=True), make_store(reject_stale=True)
-        await store.save("s", snapshot(tick=1))
+        if existing:
+            await store.save("s", snapshot(tick=1))
         put, puts = store._put, 0
 
         async def another_write_first(key: str, body: bytes, **kw: Any) -> str:
@@ -711,6 +718,10 @@ class ListContract:
 class TtlContract:
     """A session not saved within ttl is expired: invisible, then purged."""
 
+    def async_store_of(self, store: ObjectSessionStore) -> ObjectSessionStore:
+        """The async store behind what ``make_store`` made (itself, unless wrapped)."""
+        return store
+
     async def test_ttl_expiry_and_purge(self, make_store: MakeStore) -> None:
         store = make_store(ttl=timedelta(hours=1))
         await store.save("old", snapshot())
@@ -756,16 +767,17 @@ class TtlContract:
         await store.save("old", snapshot(tick=1))
         await store.save("gone", snapshot(tick=1))
         later = make_store(ttl=timedelta(hours=1))
-        real_now = later._now
-        later._now = lambda: real_now() + timedelta(hours=2)  # type: ignore[method-assign]
-        delete = later.delete
+        inner = self.async_store_of(later)  # where purge_expired calls delete
+        real_now = inner._now
+        inner._now = lambda: real_now() + timedelta(hours=2)  # type: ignore[method-assign]
+        delete = inner.delete
 
         async def resave_then_delete(session_id: str, **kw: Any) -> None:
             if session_id == "old":
                 await store.save("old", snapshot(tick=2))  # saved again after the listing
             await delete(session_id, **kw)
 
-        later.delete = resave_then_delete  # type: ignore[method-assign]
+        inner.delete = resave_then_delete  # type: ignore[method-assign]
         assert await later.purge_expired() == 1
         loaded = await store.load("old")
         assert loaded is not None and loaded["tick"] == 2
@@ -774,6 +786,70 @@ class TtlContract:
 
 #: Hooks a store's SDK client; the returned ``log()`` lists the requests sent since.
 CountRequests = Callable[[ObjectSessionStore], Awaitable[Callable[[], list[str]]]]
+
+
+class ExpiryContract:
+    """Expired means absent for every operation, writes included."""
+
+    @staticmethod
+    def later(make_store: MakeStore, **options: Any) -> ObjectSessionStore:
+        """A store whose clock runs two hours ahead, with a one-hour ttl."""
+        store = make_store(ttl=timedelta(hours=1), **options)
+        real_now = store._now
+        store._now = lambda: real_now() + timedelta(hours=2)  # type: ignore[method-assign]
+        return store
+
+    async def test_if_absent_replaces_an_expired_session(self, make_store: MakeStore) -> None:
+        store = make_store(ttl=timedelta(hours=1))
+        await store.save("s", snapshot(tick=9))
+        later = self.later(make_store)
+        assert await later.has("s") is False
+        version = await later.save("s", snapshot(tick=1), if_absent=True)
+        versioned = await store.load_versioned("s")
+        assert versioned is not None and versioned.snapshot["tick"] == 1
+        assert versioned.version == version
+        with pytest.raises(ConflictError):  # a live session still blocks
+            await store.save("s", snapshot(tick=2), if_absent=True)
+
+    async def test_a_writer_refreshing_an_expired_session_wins(self, make_store: MakeStore) -> None:
+        store = make_store(ttl=timedelta(hours=1))
+        await store.save("s", snapshot(tick=1))
+        later = self.later(make_store)
+        real_put = later._put
+
+        async def refreshed_first(key: str, body: bytes, **options: Any) -> str:
+            if options["if_version"] is not None:  # the replacement of the expired object
+                await store.save("s", snapshot(tick=5))  # another writer refreshes it first
+            return await real_put(key, body, **options)
+
+        later._put = refreshed_first  # type: ignore[method-assign]
+        with pytest.raises(ConflictError, match="already exists"):
+            await later.save("s", snapshot(tick=2), if_absent=True)
+        loaded = await store.load("s")
+        assert loaded is not None and loaded["tick"] == 5
+
+    async def test_an_expired_tick_does_not_count(self, make_store: MakeStore) -> None:
+        await make_store(reject_stale=True).save("s", snapshot(tick=9))
+        await make_store().save("plain", snapshot(tick=9))  # no tick metadata: read whole
+        later = self.later(make_store, reject_stale=True)
+        for session_id in ("s", "plain"):
+            await later.save(session_id, snapshot(tick=3))
+            loaded = await make_store().load(session_id)
+            assert loaded is not None and loaded["tick"] == 3
+        await make_store().save("t", snapshot(tick=9))
+        await later.save("t", snapshot(tick=3), if_absent=True)
+        with pytest.raises(StaleSnapshotError):  # a live tick still counts
+            await make_store(reject_stale=True).save("s", snapshot(tick=2))
+
+    @pytest.mark.parametrize("bad", [timedelta(0), timedelta(seconds=-1), 3600, "1h"], ids=repr)
+    async def test_purge_expired_needs_a_positive_timedelta(
+        self, make_store: MakeStore, bad: Any
+    ) -> None:
+        store = make_store(ttl=timedelta(hours=1))
+        await store.save("s", snapshot())
+        with pytest.raises(StoreConfigError, match="positive timedelta"):
+            await self.later(make_store).purge_expired(bad)
+        assert await store.list() == ["s"]
 
 
 class RequestCountContract:
@@ -916,6 +992,7 @@ class StoreContract(
     StaleContract,
     ListContract,
     TtlContract,
+    ExpiryContract,
 ):
     """Everything a store must do, through either API; subclass it and provide
     ``make_store``."""
@@ -1061,6 +1138,11 @@ class SyncStoreContract(StoreContract):
         url, env = store_url
         out, err = run_python(SYNC_HANDLER, url, env=env)
         assert (out, err) == ("100\n", "")
+
+    def async_store_of(self, store: Any) -> ObjectSessionStore:
+        """The wrapped async store: a test that swaps its methods swaps them there."""
+        wrapped: ObjectSessionStore = store.sync.store
+        return wrapped
 
     @pytest.fixture
     def make_store(self, make_async_store: MakeStore) -> Iterator[MakeStore]:

@@ -7,7 +7,16 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from benchmarks import calls, codec_table, coldstart, ops, report, request_counts, serverless
+from benchmarks import (
+    calls,
+    codec_table,
+    coldstart,
+    openai_agents,
+    ops,
+    report,
+    request_counts,
+    serverless,
+)
 
 from sessionstore.testing import Emulator
 
@@ -101,3 +110,19 @@ async def test_provider_end_to_end(emulator: tuple[str, Emulator], tmp_path: Pat
     assert "## Serverless" in page and f"| {provider} | load | 1 MB |" in page
     spliced = serverless.splice(page, ["## Serverless", "", "new", ""])
     assert "new" in spliced and "## Notes" in spliced and spliced.count("## Serverless") == 1
+
+
+async def test_openai_agents_sessions(emulator: tuple[str, Emulator]) -> None:
+    provider, emu = emulator
+    cells, requests = await openai_agents.measure(provider, emu, rounds=2, ops=1)
+    assert [(c.op, c.size) for c in cells] == [
+        (op, f"{n} items") for n in openai_agents.HISTORIES for op in ("get_items", "add_items")
+    ]
+    assert all(len(c.ratios) == 2 and c.cpu_ratio > 0 for c in cells)
+    exact = {"get_items": 1, "store.load": 1, "add_items": 2, "store.load + store.save": 2}
+    assert requests == {f"{n} items": exact for n in openai_agents.HISTORIES}
+    lines = openai_agents.section(cells, {provider: requests})
+    page = openai_agents.replace_section("# Benchmarks\n\n## Notes\n\n- a note\n", lines)
+    assert page.index("## OpenAI Agents SDK sessions") < page.index("## Notes")
+    assert "| add_items | 500 items | 2 | 2 |" in page
+    assert openai_agents.replace_section(page, lines) == page

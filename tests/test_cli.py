@@ -216,6 +216,53 @@ async def test_cp_resumes_and_deletes_only_verified_sources(tmp_path: Path) -> N
     assert failed.returncode == 1 and "failed 'nope': not found" in failed.stderr
 
 
+@pytest.mark.parametrize(
+    ("src", "dst"),
+    [
+        ("{d}", "{d}/sub/.."),
+        ("{d}?prefix=p", "{d}/p"),
+        ("{d}/p", "{d}/link"),
+        ("{d}", "memory://"),
+    ],
+)
+async def test_cp_delete_source_onto_the_same_place_deletes_nothing(
+    tmp_path: Path, src: str, dst: str
+) -> None:
+    d = tmp_path / "d"
+    (d / "sub").mkdir(parents=True)
+    (d / "link").symlink_to(d / "p")
+    stores = [FileSessionStore(d), FileSessionStore(d / "p")]
+    for store in stores:
+        await store.save("a", snapshot(tick=1))
+        await store.save("b", snapshot(tick=2))
+    src_url = "file:" + src.format(d=d)
+    dst_url = dst if dst == "memory://" else "file:" + dst.format(d=d)
+    result = run("cp", src_url, dst_url, "--delete-source")
+    assert result.returncode == 2, result.stdout + result.stderr
+    message = "lose every session" if dst == "memory://" else "same store"
+    assert message in result.stderr and "Traceback" not in result.stderr
+    for store in stores:
+        assert await store.list() == ["a", "b"]
+        assert [p.name for p in (d / "p").iterdir() if "canary" in p.name] == []
+
+
+async def test_ls_escapes_invisible_characters_and_rm_says_what_was_absent(url: str) -> None:
+    store = FileSessionStore(url.removeprefix("file://"))
+    for session_id in ("a\nb", "plain", "rtl\u202eevil", '"quoted'):
+        await store.save(session_id, snapshot())
+    assert run("ls", url).stdout.splitlines() == [
+        '"\\"quoted"',
+        '"a\\nb"',
+        "plain",
+        '"rtl\\u202eevil"',
+    ]
+    result = run("rm", url, "plain", "nosuch", "--yes")
+    assert result.returncode == 1
+    assert result.stdout == "deleted 'plain'\n"
+    assert "'nosuch' not found" in result.stderr
+    assert await store.list() == ['"quoted', "a\nb", "rtl\u202eevil"]
+
+
 async def test_cp_if_absent_keeps_the_destination(tmp_path: Path) -> None:
     src, dst = FileSessionStore(tmp_path / "src"), FileSessionStore(tmp_path / "dst")
     await src.save("a", snapshot(tick=1))

@@ -63,6 +63,13 @@ class TestS3StoreOnMoto(TestS3Store):
 
     conditional_deletes = "enforced"
 
+    # Not collected on moto: its server checks If-Match / If-None-Match and then writes,
+    # without a lock between the two (moto/s3/responses.py, put_object), so two racing
+    # conditional PUTs can both pass there (a 20x20 CAS counter ended at 399 of 400).
+    # AWS S3 and LocalStack serialize them; these two run on LocalStack above.
+    test_cas_counter_under_concurrency = None  # type: ignore[assignment]
+    test_racing_creates_have_one_winner = None  # type: ignore[assignment]
+
     @pytest.fixture
     def make_store(self, make_moto_s3_store: MakeStore) -> MakeStore:
         return make_moto_s3_store

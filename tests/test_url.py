@@ -287,15 +287,16 @@ def test_bad_keyword_option() -> None:
         open_store("memory://", bogus=1)
 
 
-def test_import_loads_no_cloud_sdk() -> None:
+def test_import_loads_no_cloud_sdk_and_no_agent_framework() -> None:
     # Modules already there at startup don't count: functions-framework's wheel (the
     # examples extra) ships a *-nspkg.pth that creates the empty `google` and
     # `google.cloud` namespace packages in every interpreter.
     code = (
         "import sys; before = set(sys.modules);"
-        "import sessionstore; sessionstore.open_store('memory://');"
+        "import sessionstore, sessionstore.integrations; sessionstore.open_store('memory://');"
         "bad = [m for m in set(sys.modules) - before if m.split('.')[0] in"
-        " ('boto3', 'botocore', 'aioboto3', 'aiobotocore', 'google', 'azure')];"
+        " ('boto3', 'botocore', 'aioboto3', 'aiobotocore', 'google', 'azure', 'agents',"
+        " 'openai')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -24,7 +24,6 @@ from sessionstore.codec import Codec, Compression, Serializer
 from sessionstore.deadline import DeadlinePassed, attempt_budget, remaining
 from sessionstore.errors import (
     ConflictError,
-    InvalidSessionIdError,
     SessionStoreError,
     SnapshotEncodeError,
     StaleSnapshotError,
@@ -75,8 +74,6 @@ class ObjectSessionStore(ABC):
 
     #: Short provider name used in messages and logs (``"s3"``, ``"gcs"``, ...).
     provider: str = "object"
-    #: Longest file name (the part after the last ``/``) the backend accepts, if limited.
-    max_name_bytes: int | None = None
     #: The constructor argument a URL's host part fills (``"bucket"``), if any.
     url_location: ClassVar[str | None] = None
     #: Query parameters of this store's URLs beyond the common ones: name -> converter.
@@ -101,8 +98,7 @@ class ObjectSessionStore(ABC):
     ) -> None:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise StoreConfigError(f"retry must be a RetryPolicy, not {type(retry).__name__}")
-        if ttl is not None and (not isinstance(ttl, timedelta) or ttl <= timedelta(0)):
-            raise StoreConfigError(f"ttl must be a positive timedelta or None, not {ttl!r}")
+        _check_ttl(ttl, "ttl")
         self.prefix = normalize_prefix(prefix)
         self.retry = retry or RetryPolicy()
         self.ttl = ttl
@@ -292,15 +288,7 @@ class ObjectSessionStore(ABC):
 
     def _key(self, session_id: str) -> str:
         """The key of ``session_id``; InvalidSessionIdError if it does not fit."""
-        key = make_key(self.prefix, session_id)
-        if self.max_name_bytes is not None:
-            name = key.rsplit("/", 1)[-1].encode("utf-8")
-            if len(name) > self.max_name_bytes:
-                raise InvalidSessionIdError(
-                    f"session id of {len(session_id)} characters makes a {self.provider} name"
-                    f" of {len(name)} bytes; the limit is {self.max_name_bytes}"
-                )
-        return key
+        return make_key(self.prefix, session_id)
 
     def _where(self, key: str) -> str:
         return f"{self.location}/{key}"
@@ -327,7 +315,9 @@ class ObjectSessionStore(ABC):
 
         With ``if_version`` the write succeeds only if the stored version is that one;
         with ``if_absent`` only if no session is stored. With ``reject_stale`` a
-        snapshot whose ``tick`` is lower than the stored one is refused.
+        snapshot whose ``tick`` is lower than the stored one is refused. An expired
+        session counts as absent: ``if_absent`` replaces it (on condition of its
+        version, so a writer refreshing it meanwhile wins) and its tick does not count.
 
         Raises:
             InvalidSessionIdError: bad id (nothing sent).
@@ -353,8 +343,10 @@ class ObjectSessionStore(ABC):
             return await self._save_unless_stale(
                 key, encoded.body, metadata, tick, if_version, if_absent
             )
-        if if_version is not None or if_absent:
-            return await self._save_if(key, encoded.body, metadata, if_version, if_absent)
+        if if_absent:
+            return await self._save_if_absent(key, encoded.body, metadata)
+        if if_version is not None:
+            return await self._save_if(key, encoded.body, metadata, if_version, False)
         return await self._save_plain(key, encoded.body, metadata)
 
     async def _save_plain(self, key: str, body: bytes, metadata: Mapping[str, str]) -> str:
@@ -385,6 +377,27 @@ class ObjectSessionStore(ABC):
         put = functools.partial(self._write_or_own, key, body, stamped, if_version, if_absent)
         return await self._saving(key, body, put, if_version, if_absent)
 
+    async def _save_if_absent(self, key: str, body: bytes, metadata: Mapping[str, str]) -> str:
+        """Step 2, ``if_absent``: an expired object counts as absent.
+
+        It is replaced on condition of the version it was seen expired at, so a writer
+        that refreshes it meanwhile keeps it (and this save is a conflict).
+        """
+        try:
+            return await self._save_if(key, body, metadata, None, True)
+        except ConflictError:
+            if self.ttl is None:
+                raise
+            info = await self._head_or_none(key)
+            if info is None:  # deleted meanwhile: absent after all
+                return await self._save_if(key, body, metadata, None, True)
+            if not self._expired(info.last_modified):
+                raise
+        try:
+            return await self._save_if(key, body, metadata, info.version, False)
+        except ConflictError as exc:
+            raise self._conflict("save", key, "it already exists") from exc
+
     async def _save_unless_stale(
         self,
         key: str,
@@ -407,8 +420,10 @@ class ObjectSessionStore(ABC):
                     f"{self.provider} save {self._where(key)}: tick {tick} is older than"
                     f" the stored tick {stored[0]}"
                 )
-            if if_version is not None or if_absent:
-                return await self._save_if(key, body, metadata, if_version, if_absent)
+            if if_absent:
+                return await self._save_if_absent(key, body, metadata)
+            if if_version is not None:
+                return await self._save_if(key, body, metadata, if_version, False)
             try:
                 if stored is None:
                     return await self._save_if(key, body, metadata, None, True)
@@ -486,13 +501,13 @@ class ObjectSessionStore(ABC):
         """(tick, version) of the stored object, or None if absent.
 
         The tick comes from metadata (one HEAD); objects written without it (by another
-        client) are read whole to find it.
+        client) are read whole to find it. An expired object's tick does not count.
         """
-        info = await self._unless_missing(
-            self._call("head", key, functools.partial(self._head, key))
-        )
+        info = await self._head_or_none(key)
         if info is None:
             return None
+        if self._expired(info.last_modified):
+            return None, info.version
         raw = info.metadata.get(META_TICK)
         if raw is not None:
             try:
@@ -504,6 +519,12 @@ class ObjectSessionStore(ABC):
             return None
         tick = self._codec.decode(got.body, self._where(key)).get("tick")
         return (tick if type(tick) is int else None), got.info.version
+
+    async def _head_or_none(self, key: str) -> ObjectInfo | None:
+        """One HEAD under the retry policy; None if absent."""
+        return await self._unless_missing(
+            self._call("head", key, functools.partial(self._head, key))
+        )
 
     async def _head_once(self, key: str) -> ObjectInfo | None:
         """One HEAD without retries (inside an attempt); None if absent."""
@@ -544,9 +565,7 @@ class ObjectSessionStore(ABC):
             StoreAccessError, StoreUnavailableError, SessionStoreError: the store failed.
         """
         key = self._key(session_id)
-        info = await self._unless_missing(
-            self._call("head", key, functools.partial(self._head, key))
-        )
+        info = await self._head_or_none(key)
         return info is not None and not self._expired(info.last_modified)
 
     async def delete(self, session_id: str, *, if_version: str | None = None) -> None:
@@ -642,10 +661,12 @@ class ObjectSessionStore(ABC):
         meanwhile survives. Returns the number of sessions deleted.
 
         Raises:
-            StoreConfigError: neither ``ttl`` nor the store's ``ttl`` is set.
+            StoreConfigError: ``ttl`` is not a positive timedelta, or neither it nor the
+                store's ``ttl`` is set.
             StoreAccessError, StoreUnavailableError, SessionStoreError: the store failed.
         """
-        limit = ttl or self.ttl
+        _check_ttl(ttl, "purge_expired() ttl")
+        limit = ttl if ttl is not None else self.ttl
         if limit is None:
             raise StoreConfigError("purge_expired() needs a ttl: pass one or set ttl= on the store")
         now = self._now()
@@ -681,6 +702,12 @@ class ObjectSessionStore(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.location!r}, prefix={self.prefix!r})"
+
+
+def _check_ttl(ttl: object, what: str) -> None:
+    """StoreConfigError unless ``ttl`` is None or a positive timedelta."""
+    if ttl is not None and (not isinstance(ttl, timedelta) or ttl <= timedelta(0)):
+        raise StoreConfigError(f"{what} must be a positive timedelta or None, not {ttl!r}")
 
 
 async def _no_request() -> None:

@@ -19,12 +19,12 @@ import click
 from sessionstore.base import ObjectSessionStore
 from sessionstore.copy import CopyReport, copy_sessions
 from sessionstore.demo import run_demo
-from sessionstore.errors import SessionStoreError
+from sessionstore.errors import SessionStoreError, StoreConfigError
 from sessionstore.exitcodes import exit_code
 from sessionstore.types import SessionInfo
 from sessionstore.url import open_store
 
-__all__ = ["cli", "ls_lines", "stat_lines"]
+__all__ = ["cli", "ls_lines", "shown_id", "stat_lines"]
 
 T = TypeVar("T")
 
@@ -75,13 +75,36 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def shown_id(session_id: str) -> str:
+    """``session_id`` for a terminal: as is, or quoted with its invisible characters escaped.
+
+    An id with a control, format or separator character (a newline, a bidi override)
+    or a leading ``"`` is shown as a quoted string with ``\\n``-style escapes, so one
+    line is one session and what is shown is unambiguous.
+    """
+    if session_id.isprintable() and not session_id.startswith('"'):
+        return session_id
+    return '"' + "".join(_escaped(ch) for ch in session_id) + '"'
+
+
+_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
+
+
+def _escaped(ch: str) -> str:
+    if ch in _ESCAPES:
+        return _ESCAPES[ch]
+    if ch.isprintable():
+        return ch
+    return f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}"
+
+
 def ls_lines(
     infos: Sequence[SessionInfo], ticks: Sequence[Any] | None, *, as_json: bool = False
 ) -> list[str]:
     """The output of ``ls``: ids, or with ``ticks`` (``--long``) size, time and tick."""
     if ticks is None:
         ids = [info.session_id for info in infos]
-        return [json.dumps(ids, indent=2)] if as_json else ids
+        return [json.dumps(ids, indent=2)] if as_json else [shown_id(i) for i in ids]
     rows = [
         {
             "id": info.session_id,
@@ -95,7 +118,7 @@ def ls_lines(
         return [json.dumps(rows, indent=2)]
     return [
         f"{row['size'] if row['size'] is not None else '-':>10}  "
-        f"{row['last_modified'] or '-':<32}  tick={row['tick']}  {row['id']}"
+        f"{row['last_modified'] or '-':<32}  tick={row['tick']}  {shown_id(row['id'])}"
         for row in rows
     ]
 
@@ -199,9 +222,17 @@ def rm(url: str, session_ids: tuple[str, ...], yes: bool) -> None:
         click.confirm(f"delete {len(session_ids)} session(s) from {url}?", abort=True)
 
     async def action(store: ObjectSessionStore) -> None:
+        absent = 0
         for session_id in session_ids:
-            await store.delete(session_id)
-            click.echo(f"deleted {session_id!r}")
+            present = await store.has(session_id)
+            await store.delete(session_id)  # an expired one too
+            if present:
+                click.echo(f"deleted {session_id!r}")
+            else:
+                absent += 1
+                click.echo(f"sessionstore: {session_id!r} not found in {url}", err=True)
+        if absent:
+            raise _Failed
 
     _run(_with_store(url, action))
 
@@ -257,6 +288,11 @@ def cp(
 
     async def action() -> None:
         async with open_store(src_url) as src, open_store(dst_url) as dst:
+            if delete_source and dst.provider == "memory":
+                raise StoreConfigError(
+                    "--delete-source to memory:// would lose every session when the command"
+                    " exits: copy to a lasting store"
+                )
             report = await _copy_with_progress(
                 src, dst, ids or None, concurrency, if_absent, delete_source
             )

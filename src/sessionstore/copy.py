@@ -6,13 +6,15 @@ memory. A session already identical at the destination is skipped (so an interru
 copy resumes where it stopped); every copy is read back and compared before it counts
 (type-exact: ``true`` is not ``1``, ``1`` is not ``1.0``, as JSON writes them),
 and a source session is deleted (with ``delete_source``) only after that check, and
-only if it is still at the version that was copied.
+only if it is still at the version that was copied. Before a ``delete_source`` copy
+starts, a canary proves that source and destination are different places.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +62,29 @@ def _same_json(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+async def _check_different_places(
+    source: ObjectSessionStore, destination: ObjectSessionStore
+) -> None:
+    """StoreConfigError if ``source`` sees a canary written to ``destination``.
+
+    Comparing spellings (``file:/d`` and ``file:/d/sub/..``, ``127.0.0.1`` and
+    ``localhost``) cannot be made safe; what one place holds, the other sees.
+    """
+    same = source.place == destination.place
+    if not same:
+        canary = f"sessionstore-cp-canary-{uuid.uuid4().hex}"
+        await destination.save(canary, {"tick": 0, "canary": "sessionstore cp --delete-source"})
+        try:
+            same = await source.has(canary)
+        finally:
+            await destination.delete(canary)
+    if same:
+        raise StoreConfigError(
+            f"source and destination are the same store ({source!r} sees what is written"
+            f" to {destination!r}): --delete-source would delete the only copy"
+        )
+
+
 async def _ids(source: ObjectSessionStore, ids: Iterable[str] | None) -> AsyncIterator[str]:
     if ids is not None:
         for session_id in ids:
@@ -83,19 +108,21 @@ async def copy_sessions(
 
     Failures of single sessions are collected in the report, not raised.
 
+    With ``delete_source``, before anything is copied or deleted, a canary proves the
+    two are different places: a uniquely named marker session is written to the
+    destination, the source must not see it, and it is removed again.
+
     Raises:
         ValueError: ``concurrency`` is below 1.
-        StoreConfigError: ``delete_source`` with a destination that looks like the source
-            (every session would count as identical and then be deleted).
-        SessionStoreError: listing the source failed.
+        StoreConfigError: ``delete_source`` and the source sees what is written to the
+            destination: one place under two spellings (every session would count as
+            identical and then be deleted).
+        SessionStoreError: listing the source, or writing the canary, failed.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    if delete_source and source.place == destination.place:
-        raise StoreConfigError(
-            f"source and destination look like the same store ({source!r}): "
-            "--delete-source would delete the only copy"
-        )
+    if delete_source:
+        await _check_different_places(source, destination)
     report = CopyReport()
     queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=concurrency * 2)
 

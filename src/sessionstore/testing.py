@@ -111,9 +111,14 @@ def _configured(*names: str) -> str | None:
     return next((os.environ[n] for n in names if os.environ.get(n)), None)
 
 
+#: Seconds an emulator may take to answer the probe. A stopped one refuses at once; a
+#: busy one (Azurite on a loaded 2-core CI machine took ~3 s) must not fail the run.
+_PROBE_TIMEOUT = 15.0
+
+
 def _answers(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2):
+        with urllib.request.urlopen(url, timeout=_PROBE_TIMEOUT):
             return True
     except urllib.error.HTTPError:
         return True  # it answered, even if with an error status
