@@ -4,6 +4,7 @@ The store under test is MemorySessionStore with primitives that fail on purpose:
 test of the base class's retry logic, not of any SDK.
 """
 
+import math
 import time
 from datetime import timedelta
 from typing import Any
@@ -97,6 +98,12 @@ async def test_access_errors_are_not_retried() -> None:
         ({"deadline": "x"}, "deadline must be a number > 0, not 'x'"),
         ({"deadline": 0}, "deadline must be a number > 0, not 0"),
         ({"deadline": -1.5}, "deadline must be a number > 0, not -1.5"),
+        ({"attempts": True}, "attempts must be an int >= 1, not True"),
+        ({"attempts": False}, "attempts must be an int >= 1, not False"),
+        ({"base_delay": True}, "base_delay must be a number >= 0, not True"),
+        ({"max_delay": math.nan}, "max_delay must be a number >= 0, not nan"),
+        ({"deadline": True}, "deadline must be a number > 0, not True"),
+        ({"deadline": math.nan}, "deadline must be a number > 0, not nan"),
     ],
     ids=[
         "zero-attempts",
@@ -106,6 +113,12 @@ async def test_access_errors_are_not_retried() -> None:
         "str-deadline",
         "zero-deadline",
         "negative-deadline",
+        "true-attempts",
+        "false-attempts",
+        "true-delay",
+        "nan-max",
+        "true-deadline",
+        "nan-deadline",
     ],
 )
 def test_policy_validation(bad: dict[str, Any], message: str) -> None:

@@ -7,6 +7,7 @@ SDK's own retries off, or attempts would multiply.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,7 +42,8 @@ class RetryPolicy:
     connection resets) are retried; every other error fails on the first attempt.
 
     Raises:
-        StoreConfigError: a value is out of range.
+        StoreConfigError: a value is out of range or of the wrong type (a bool is not
+            a count or a number of seconds, NaN is not a number).
     """
 
     attempts: int = 5
@@ -50,15 +52,20 @@ class RetryPolicy:
     deadline: float = 20.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.attempts, int) or self.attempts < 1:
+        # A bool is an int to Python, but True is no count and no number of seconds.
+        if (
+            not isinstance(self.attempts, int)
+            or isinstance(self.attempts, bool)
+            or self.attempts < 1
+        ):
             raise StoreConfigError(
                 f"RetryPolicy.attempts must be an int >= 1, not {self.attempts!r}"
             )
         for name in ("base_delay", "max_delay"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or value < 0:
+            if not _is_number(value) or value < 0:
                 raise StoreConfigError(f"RetryPolicy.{name} must be a number >= 0, not {value!r}")
-        if not isinstance(self.deadline, int | float) or self.deadline <= 0:
+        if not _is_number(self.deadline) or self.deadline <= 0:
             raise StoreConfigError(
                 f"RetryPolicy.deadline must be a number > 0, not {self.deadline!r}"
             )
@@ -90,3 +97,8 @@ class RetryPolicy:
             before_sleep=log_retry,
             reraise=True,
         )
+
+
+def _is_number(value: object) -> bool:
+    """An int or float, neither a bool nor NaN."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
