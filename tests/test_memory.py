@@ -61,6 +61,20 @@ async def test_lru_counts_a_save_as_a_use() -> None:
     assert await store.list() == ["c", "d"]
 
 
+async def test_lru_a_look_is_not_a_use() -> None:
+    """has(), a listing and iter_info() leave the order alone; a versioned load is a use."""
+    store = MemorySessionStore(max_size=2)
+    await store.save("a", snapshot("a"))
+    await store.save("b", snapshot("b"))
+    assert await store.has("a") and await store.list() == ["a", "b"]
+    assert [i.session_id async for i in store.iter_info()] == ["a", "b"]
+    await store.save("c", snapshot("c"))  # "a" is still the least recently used
+    assert await store.list() == ["b", "c"]
+    assert await store.load_versioned("b") is not None
+    await store.save("d", snapshot("d"))
+    assert await store.list() == ["b", "d"]
+
+
 async def test_max_size_one_and_validation() -> None:
     store = MemorySessionStore(max_size=1)
     await store.save("a", snapshot("a"))

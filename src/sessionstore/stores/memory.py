@@ -35,7 +35,10 @@ class MemorySessionStore(ObjectSessionStore):
     """Sessions in a dict of this process, stored serialized like every other store.
 
     With ``max_size``, the least recently saved or loaded session is evicted first
-    (like agentick's in-memory store). Version tokens are a counter.
+    (like agentick's in-memory store). Only a save or a load counts as a use: ``has()``
+    (a HEAD), a listing and ``iter_info()`` look without touching the order, so an
+    existence check or a purge scan does not keep a session alive. Version tokens are
+    a counter.
 
     Raises:
         StoreConfigError: ``max_size`` is not a positive int, or a base option is bad.
