@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -142,6 +143,19 @@ async def test_listing_ignores_what_is_not_the_layout(tmp_path: Path) -> None:
     (tmp_path / "dir.json").mkdir()  # a directory is not a session
     (tmp_path / ".sessionstore.tmp").write_bytes(b'{"torn')  # a killed write's leftover
     assert await store.list() == ["x" * 300]
+
+
+async def test_a_file_whose_key_is_too_long_is_not_listed(tmp_path: Path) -> None:
+    # Five segment directories hold a name no 1024-byte key makes: not a session (its
+    # id would be refused by load, delete and so by purge_expired).
+    store = FileSessionStore(tmp_path)
+    await store.save("s", snapshot())
+    deep = tmp_path.joinpath(*(letter * 250 + "+" for letter in "abcde"))
+    deep.mkdir(parents=True)
+    (deep / "f.json").write_bytes(b"{}")
+    assert await store.list() == ["s"]
+    assert await store.purge_expired(timedelta(microseconds=1)) == 1
+    assert (deep / "f.json").exists()
 
 
 class _Fail:

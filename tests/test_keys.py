@@ -106,6 +106,14 @@ def test_foreign_keys_decode_to_none(key: str) -> None:
     assert decode_key("sessions/", key) is None
 
 
+def test_a_key_over_the_limit_is_not_ours() -> None:
+    """Only ids that make_key accepts are listed: every operation would refuse the rest."""
+    fits = "sessions/" + "x" * (1024 - len("sessions/") - len(".json")) + ".json"
+    assert decode_key("sessions/", fits) == fits[len("sessions/") : -len(".json")]
+    assert decode_key("sessions/", fits.replace("x", "xx", 1)) is None
+    assert decode_key("é/", "é/" + "x" * 1017 + ".json") is None  # 1025 bytes, 1024 characters
+
+
 @pytest.mark.parametrize(
     ("given_prefix", "normalized"),
     [("", ""), ("/", ""), ("sessions", "sessions/"), ("/a/b/", "a/b/"), ("a/b", "a/b/")],

@@ -86,10 +86,13 @@ def make_key(prefix: str, session_id: str) -> str:
 def decode_key(prefix: str, key: str) -> str | None:
     """Return the session id stored at ``key``, or ``None`` if the key is not ours.
 
-    A key is ours when it lies directly under ``prefix``, ends in ``.json`` and its
-    name round-trips through :func:`encode_id` (so foreign objects are ignored).
+    A key is ours when it lies directly under ``prefix``, ends in ``.json``, fits in
+    :data:`MAX_KEY_BYTES` (as :func:`make_key` requires) and its name round-trips
+    through :func:`encode_id` (so foreign objects are ignored).
     """
     if not key.startswith(prefix) or not key.endswith(SUFFIX):
+        return None
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:  # an id no operation would accept
         return None
     name = key[len(prefix) : -len(SUFFIX)]
     if not name or "/" in name:
