@@ -649,9 +649,13 @@ class StaleContract:
             return await put(key, body, **kw)
 
         store._put = another_write_first  # type: ignore[method-assign]
-        with pytest.raises(ConflictError, match="too many concurrent writers") as info:
+        with pytest.raises(ConflictError) as info:
             await store.save("s", snapshot(tick=2))
-        assert not isinstance(info.value, StaleSnapshotError)
+        assert type(info.value) is ConflictError
+        where = f"{store.location}/{make_key(store.prefix, 's')}"
+        assert str(info.value) == (
+            f"{store.provider} save {where}: too many concurrent writers (reject_stale loop)"
+        )
         assert puts == 64
 
 
@@ -764,7 +768,7 @@ class TtlContract:
         if getattr(self, "conditional_deletes", "enforced") != "enforced":
             return  # the emulator cannot make the delete conditional (its own test says so)
         store = make_store()
-        await store.save("old", snapshot(tick=1))
+        await store.save("again", snapshot(tick=1))  # listed (and purged) first
         await store.save("gone", snapshot(tick=1))
         later = make_store(ttl=timedelta(hours=1))
         inner = self.async_store_of(later)  # where purge_expired calls delete
@@ -773,15 +777,15 @@ class TtlContract:
         delete = inner.delete
 
         async def resave_then_delete(session_id: str, **kw: Any) -> None:
-            if session_id == "old":
-                await store.save("old", snapshot(tick=2))  # saved again after the listing
+            if session_id == "again":
+                await store.save("again", snapshot(tick=2))  # saved again after the listing
             await delete(session_id, **kw)
 
         inner.delete = resave_then_delete  # type: ignore[method-assign]
-        assert await later.purge_expired() == 1
-        loaded = await store.load("old")
+        assert await later.purge_expired() == 1  # the purge goes on after the spared one
+        loaded = await store.load("again")
         assert loaded is not None and loaded["tick"] == 2
-        assert await store.list() == ["old"]
+        assert await store.list() == ["again"]
 
 
 #: Hooks a store's SDK client; the returned ``log()`` lists the requests sent since.
@@ -823,8 +827,10 @@ class ExpiryContract:
             return await real_put(key, body, **options)
 
         later._put = refreshed_first  # type: ignore[method-assign]
-        with pytest.raises(ConflictError, match="already exists"):
+        with pytest.raises(ConflictError) as info:
             await later.save("s", snapshot(tick=2), if_absent=True)
+        where = f"{store.location}/{make_key(store.prefix, 's')}"
+        assert str(info.value) == f"{store.provider} save {where}: it already exists"
         loaded = await store.load("s")
         assert loaded is not None and loaded["tick"] == 5
 
@@ -847,8 +853,11 @@ class ExpiryContract:
     ) -> None:
         store = make_store(ttl=timedelta(hours=1))
         await store.save("s", snapshot())
-        with pytest.raises(StoreConfigError, match="positive timedelta"):
+        with pytest.raises(StoreConfigError) as info:
             await self.later(make_store).purge_expired(bad)
+        assert str(info.value) == (
+            f"purge_expired() ttl must be a positive timedelta or None, not {bad!r}"
+        )
         assert await store.list() == ["s"]
 
 

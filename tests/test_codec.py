@@ -9,6 +9,7 @@ import math
 import re
 import subprocess
 import sys
+import tracemalloc
 import uuid
 from collections import OrderedDict, defaultdict
 from datetime import UTC, datetime
@@ -218,19 +219,28 @@ def test_bad_options(options: dict[str, Any]) -> None:
     Codec(max_snapshot_bytes=1, compress_min_bytes=0)  # the smallest values that are valid
 
 
+def _decode_peak(bomb: bytes) -> int:
+    """Bytes allocated at most while decoding ``bomb`` (refused as too large)."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(SnapshotTooLargeError):
+            Codec(max_snapshot_bytes=1_000_000).decode(bomb, "k")
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_gzip_bomb_stops_at_the_limit() -> None:
     bomb = gzip.compress(b'{"a":"' + b"0" * 50_000_000 + b'"}')
     assert len(bomb) < 100_000
-    with pytest.raises(SnapshotTooLargeError):
-        Codec(max_snapshot_bytes=1_000_000).decode(bomb, "k")
+    assert _decode_peak(bomb) < 10_000_000  # never the 50 MB it would decompress to
 
 
 def test_zstd_bomb_stops_at_the_limit() -> None:
     import zstandard
 
     bomb = zstandard.ZstdCompressor().compress(b'{"a":"' + b"0" * 50_000_000 + b'"}')
-    with pytest.raises(SnapshotTooLargeError):
-        Codec(max_snapshot_bytes=1_000_000).decode(bomb, "k")
+    assert _decode_peak(bomb) < 10_000_000
 
 
 @pytest.mark.parametrize("codec", ["gzip", "zstd"])

@@ -3,8 +3,10 @@
 import asyncio
 import errno
 import os
+import stat
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +16,7 @@ from urllib.parse import unquote
 import pytest
 
 from sessionstore import (
+    ConflictError,
     FileSessionStore,
     RetryPolicy,
     SessionStoreError,
@@ -156,6 +159,75 @@ async def test_a_file_whose_key_is_too_long_is_not_listed(tmp_path: Path) -> Non
     assert await store.list() == ["s"]
     assert await store.purge_expired(timedelta(microseconds=1)) == 1
     assert (deep / "f.json").exists()
+
+
+async def test_the_listing_follows_no_symbolic_link(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "x.json").write_bytes(b"{}")
+    store = FileSessionStore(tmp_path / "root")
+    await store.save("s", snapshot())
+    (tmp_path / "root" / ("a" * 250 + "+")).symlink_to(elsewhere, target_is_directory=True)
+    assert await store.list() == ["s"]
+
+
+async def test_a_file_deleted_while_listing_skips_only_that_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileSessionStore(tmp_path)
+    for i in range(3):
+        await store.save(f"gone{i}", snapshot())
+        await store.save(f"kept{i}", snapshot())
+    scandir = os.scandir
+
+    def racing(path: str) -> list[os.DirEntry[str]]:
+        entries = sorted(scandir(path), key=lambda entry: not entry.name.startswith("gone"))
+        for entry in entries[:3]:
+            os.unlink(entry.path)  # deleted between the directory read and their stat
+        return entries
+
+    monkeypatch.setattr(os, "scandir", racing)
+    assert await store.list() == ["kept0", "kept1", "kept2"]
+
+
+def test_root_must_be_a_path(tmp_path: Path) -> None:
+    from sessionstore import StoreConfigError
+
+    for bad in ("", 42, None):
+        with pytest.raises(StoreConfigError, match="root must be a directory path"):
+            FileSessionStore(bad)  # type: ignore[arg-type]
+
+
+async def test_a_version_never_repeats_when_the_clock_stands_still(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each write sets the modification time strictly above the one it replaces."""
+    store = FileSessionStore(tmp_path)
+    clock = 1_700_000_000 * 10**9
+    monkeypatch.setattr(time, "time_ns", lambda: clock)
+    versions = [await store.save("s", snapshot()) for _ in range(3)]
+    assert (tmp_path / "s.json").stat().st_mtime_ns == clock + 2
+    assert len(set(versions)) == 3
+    with pytest.raises(ConflictError):
+        await store.save("s", snapshot(), if_version=versions[1])
+    got = await store.load_versioned("s")
+    assert got is not None and got.version == versions[2]
+
+
+async def test_session_files_are_not_executable(tmp_path: Path) -> None:
+    mask = os.umask(0)
+    os.umask(mask)
+    store = FileSessionStore(tmp_path)
+    await store.save("s", snapshot())
+    assert stat.S_IMODE((tmp_path / "s.json").stat().st_mode) == 0o644 & ~mask
+
+
+async def test_a_longer_leftover_of_a_killed_write_is_overwritten(tmp_path: Path) -> None:
+    store = FileSessionStore(tmp_path)
+    await store.save("s", snapshot())
+    (tmp_path / ".sessionstore.tmp").write_bytes(b"x" * 100_000)  # a killed writer's file
+    await store.save("s", {"tick": 2})
+    assert await store.load("s") == {"tick": 2}
 
 
 class _Fail:

@@ -6,8 +6,15 @@ from typing import Any
 
 import pytest
 
-from sessionstore import MemorySessionStore, StoreAccessError, StoreConfigError
-from tests.contract import AsyncStoreContract, MakeStore, SyncStoreContract, snapshot
+from sessionstore import (
+    ConflictError,
+    MemorySessionStore,
+    SnapshotDecodeError,
+    StaleSnapshotError,
+    StoreAccessError,
+    StoreConfigError,
+)
+from tests.contract import AsyncStoreContract, MakeStore, SyncStoreContract, put_raw, snapshot
 
 
 def sharing_one_dict() -> MakeStore:
@@ -192,5 +199,75 @@ async def test_a_listing_that_finds_no_container_is_an_access_error() -> None:
 
     with pytest.raises(StoreAccessError) as info:
         await NoContainer().list()
-    assert str(info.value).startswith("memory list memory:// failed (")
-    assert str(info.value).endswith("): memory:// does not exist")
+    assert str(info.value) == (
+        "memory list memory:// failed (the container): memory:// does not exist"
+    )
+
+
+class CountingReads(MemorySessionStore):
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.gets = 0
+
+    async def _get(self, key: str) -> Any:
+        self.gets += 1
+        return await super()._get(key)
+
+
+async def test_the_stale_guard_reads_the_tick_from_metadata() -> None:
+    """One HEAD and one PUT per save: the body is read only when the tick is not there."""
+    store = CountingReads(reject_stale=True)
+    await store.save("s", snapshot(tick=1))
+    await store.save("s", snapshot(tick=2))
+    assert store.gets == 0
+    plain = CountingReads()
+    plain._objects, plain._counter = store._objects, store._counter
+    await plain.save("s", snapshot(tick=3))  # written without the tick metadata
+    with pytest.raises(StaleSnapshotError):
+        await store.save("s", snapshot(tick=2))
+    assert store.gets == 1
+
+
+async def test_the_stale_guard_names_a_corrupt_stored_object() -> None:
+    store = MemorySessionStore(reject_stale=True)
+    await put_raw(store, "s.json", b"{not json")
+    with pytest.raises(SnapshotDecodeError) as info:
+        await store.save("s", snapshot(tick=2))
+    assert str(info.value).startswith("memory:///s.json is not a valid snapshot: ")
+
+
+@pytest.mark.parametrize("another_create", [False, True], ids=["absent", "created-again"])
+async def test_if_absent_when_a_blocking_session_is_deleted_meanwhile(
+    another_create: bool,
+) -> None:
+    """With a ttl, a failed create looks at the session: if it was deleted meanwhile,
+    the create is tried again, still on condition that nothing is there."""
+
+    class Racing(MemorySessionStore):
+        heads = puts = 0
+
+        async def _head(self, key: str) -> Any:
+            self.heads += 1
+            if self.heads == 2:  # the look after the failed create (the first is ours)
+                del self._objects[key]  # another client deletes the session
+            return await super()._head(key)
+
+        async def _put(self, key: str, body: bytes, **kw: Any) -> str:
+            self.puts += 1
+            if self.puts == 2 and another_create:  # and yet another creates it again
+                await super()._put(key, b'{"tick": 7}', **dict(kw, if_absent=False, metadata={}))
+            return await super()._put(key, body, **kw)
+
+    store = Racing(ttl=timedelta(hours=1))
+    await MemorySessionStore.save(store, "s", snapshot(tick=1))
+    store.puts = 0
+    if another_create:
+        with pytest.raises(ConflictError) as info:
+            await store.save("s", snapshot(tick=2), if_absent=True)
+        assert str(info.value) == "memory save memory:///s.json: it already exists"
+        assert await store.load("s") == {"tick": 7}
+    else:
+        version = await store.save("s", snapshot(tick=2), if_absent=True)
+        got = await store.load_versioned("s")
+        assert got is not None and got.version == version and got.snapshot == snapshot(tick=2)
+    assert store.puts == 2

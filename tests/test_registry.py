@@ -12,7 +12,8 @@ import pytest
 import sessionstore
 from sessionstore import ObjectSessionStore, open_store
 from sessionstore import testing as plugin
-from sessionstore.registry import PROVIDERS
+from sessionstore.errors import StoreConfigError
+from sessionstore.registry import PROVIDERS, Provider, lazy_classes
 
 _PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
@@ -87,3 +88,30 @@ def test_two_spellings_of_one_place_have_one_place() -> None:
     assert here.place != open_store("s3://b/p/").place  # another endpoint, another place
     assert here.place != open_store("s3://b/q/?endpoint_url=http://127.0.0.1:4566").place
     assert open_store("memory://").place != open_store("memory://").place
+
+
+def test_the_lazy_classes_are_the_cloud_stores() -> None:
+    assert lazy_classes() == {
+        "S3SessionStore": "sessionstore.stores.s3",
+        "GCSSessionStore": "sessionstore.stores.gcs",
+        "AzureBlobSessionStore": "sessionstore.stores.azure",
+    }
+
+
+def test_a_missing_extra_is_a_config_error_and_our_own_import_error_is_not() -> None:
+    # A module of the SDK missing: the extra is not installed, say what to install.
+    with pytest.raises(StoreConfigError) as info:
+        Provider("no_such_sdk_module:Store", "s3").load("'s3://b/'")
+    assert str(info.value) == (
+        "'s3://b/' needs the s3 extra (no_such_sdk_module is not installed):"
+        " pip install 'sessionstore[s3]'"
+    )
+    # One of our own modules missing, or any module of a store that needs no extra:
+    # a bug or a broken install, raised as it is (no extra would fix it).
+    for provider in (
+        Provider("sessionstore.stores.no_such_store:Store", "s3"),
+        Provider("no_such_sdk_module:Store"),
+    ):
+        with pytest.raises(ModuleNotFoundError) as missing:
+            provider.load("x")
+        assert missing.value.name == provider.module

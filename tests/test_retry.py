@@ -4,6 +4,7 @@ The store under test is MemorySessionStore with primitives that fail on purpose:
 test of the base class's retry logic, not of any SDK.
 """
 
+import asyncio
 import math
 import time
 from datetime import timedelta
@@ -20,7 +21,13 @@ from sessionstore import (
     StoreConfigError,
     StoreUnavailableError,
 )
-from sessionstore.provider import _AccessDenied, _Fault, _PreconditionFailed, _Transient
+from sessionstore.provider import (
+    _AccessDenied,
+    _Fault,
+    _NotFound,
+    _PreconditionFailed,
+    _Transient,
+)
 
 
 class Flaky(Exception):
@@ -147,6 +154,32 @@ async def test_default_policy_retries_five_times() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("policy", "bounds"),
+    [
+        (RetryPolicy(), [0.1, 0.2, 0.4, 0.8]),  # the default: 50 ms * 2**n
+        (RetryPolicy(attempts=5, base_delay=0.001, max_delay=60), [0.002, 0.004, 0.008, 0.016]),
+        (RetryPolicy(attempts=5, base_delay=60, max_delay=0.003), [0.003] * 4),
+    ],
+    ids=["default", "base-delay", "max-delay"],
+)
+async def test_waits_grow_from_the_base_delay_up_to_the_cap(
+    monkeypatch: pytest.MonkeyPatch, policy: RetryPolicy, bounds: list[float]
+) -> None:
+    """Attempt n waits a random time in [0, min(max_delay, base_delay * 2**n)]."""
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # no real waiting
+        waits.append(seconds)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    store = FlakyStore(100, retry=policy)
+    with pytest.raises(StoreUnavailableError, match="after 5 attempt"):
+        await store.save("s", {"tick": 1})
+    assert len(waits) == 4
+    assert all(0 <= wait <= bound for wait, bound in zip(waits, bounds, strict=True)), waits
+
+
 async def test_lost_create_response_is_a_success() -> None:
     """A create-only write whose response was lost, then retried, reports success."""
 
@@ -256,6 +289,13 @@ OPERATIONS = [
         lambda s: s.save("s", {"tick": 2}),
         id="stale-save-head",
     ),
+    pytest.param(  # the seeded session has no tick metadata: the guard reads it whole
+        "get",
+        "load",
+        {"reject_stale": True},
+        lambda s: s.save("s", {"tick": 2}),
+        id="stale-save-get",
+    ),
 ]
 
 
@@ -337,3 +377,27 @@ async def test_a_fault_no_operation_expects_leaves_as_a_public_error(
     where = "memory:///s.json" if op != "list" else "memory://"
     assert str(info.value) == f"memory {op} {where} failed (odd 412)"
     assert store.failed == 1
+
+
+class NotFoundOnPut(MemorySessionStore):
+    """Answers a PUT with not-found: a missing bucket, or (if_version) a missing object."""
+
+    async def _put(self, key: str, body: bytes, **kw: Any) -> str:
+        if kw["if_version"] is None or key not in self._objects:
+            raise _NotFound("NoSuchKey, HTTP 404")
+        return await super()._put(key, body, **kw)
+
+
+async def test_a_not_found_answer_to_a_put() -> None:
+    # Without a condition it can only mean the bucket is missing; with if_version it
+    # means the session is not at that version (GCS and Azure answer 404 there).
+    store = NotFoundOnPut(retry=FAST)
+    with pytest.raises(StoreAccessError) as missing:
+        await store.save("s", {"tick": 1})
+    assert str(missing.value) == "memory save memory:///s.json: memory:// does not exist"
+    with pytest.raises(ConflictError) as conflict:
+        await store.save("s", {"tick": 1}, if_version="7")
+    assert type(conflict.value) is ConflictError
+    assert str(conflict.value) == "memory save memory:///s.json: it is not at version 7"
+    assert isinstance(conflict.value.__cause__, _NotFound)
+    assert await store.load("s") is None

@@ -98,6 +98,7 @@ def test_compression_and_size_parameters() -> None:
         ("azure://ctr/", "AzureBlobSessionStore", "az://ctr", "sessions/"),
         ("S3://bkt/x%20y/", "S3SessionStore", "s3://bkt", "x y/"),
         ("s3://bkt/ignored/?prefix=q", "S3SessionStore", "s3://bkt", "q/"),
+        ("s3://bkt/X", "S3SessionStore", "s3://bkt", "X/"),
     ],
     ids=[
         "s3-prefix",
@@ -109,6 +110,7 @@ def test_compression_and_size_parameters() -> None:
         "azure-alias",
         "upper-scheme-quoted-prefix",
         "prefix-parameter-wins",
+        "one-letter-prefix",
     ],
 )
 def test_cloud_buckets_and_prefixes(url: str, cls: str, location: str, prefix: str) -> None:
@@ -214,6 +216,7 @@ BAD_URLS = [
     ("az:///x", "names no container"),
     ("file://", "has no directory"),
     ("memory:///x", "takes no location"),
+    ("memory:///X", "takes no location"),
     ("memory://?a", "malformed query"),
     ("memory://?=1", "unknown parameter ''"),
     ("memory://?ttl=1&&ttl=2", "malformed query"),
@@ -244,12 +247,25 @@ def test_bad_urls(url: str, message: str) -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["sig", "max_size", "ttl", "retry_attempts", "retry_deadline", "compress_min_bytes"],
+    [
+        "sig",
+        "max_size",
+        "ttl",
+        "retry_attempts",
+        "retry_deadline",
+        "compress_min_bytes",
+        "max_size=1?sig",  # a second '?' is part of the query, not the end of it
+    ],
 )
 def test_query_values_are_never_echoed(query: str) -> None:
     with pytest.raises(StoreConfigError) as info:
         open_store(f"memory://?{query}=SECRET-VALUE")
     assert "SECRET-VALUE" not in str(info.value)
+    assert "in 'memory://'" in str(info.value)
+
+
+def test_a_location_free_url_may_end_in_a_slash() -> None:
+    assert isinstance(open_store("memory:///"), MemorySessionStore)
 
 
 @pytest.mark.parametrize("ttl", ["1e15", "inf", "-inf", "nan", "1" * 400, "0"])

@@ -95,8 +95,7 @@ def decode_key(prefix: str, key: str) -> str | None:
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:  # an id no operation would accept
         return None
     name = key[len(prefix) : -len(SUFFIX)]
-    if not name or "/" in name:
-        return None
+    # An empty name, or one holding a "/" (deeper down), fails the round trip below.
     try:
         session_id = unquote_to_bytes(name).decode("utf-8")
         if encode_id(session_id) != name:

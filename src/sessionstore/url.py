@@ -105,9 +105,6 @@ def _query_options(url: str, query: str, cls: type[ObjectSessionStore]) -> dict[
     if attempts is not None or deadline is not None:
         defaults = RetryPolicy()
         kwargs["retry"] = RetryPolicy(
-            attempts=attempts or defaults.attempts,
-            base_delay=defaults.base_delay,
-            max_delay=defaults.max_delay,
-            deadline=deadline or defaults.deadline,
+            attempts=attempts or defaults.attempts, deadline=deadline or defaults.deadline
         )
     return kwargs

@@ -64,7 +64,7 @@ _TMP_NAME = ".sessionstore.tmp"
 _NAME_MAX = 255  # bytes in a file name on Linux and macOS file systems
 _SEGMENT = _NAME_MAX - len(SUFFIX)  # characters of a long name per directory
 _SEGMENT_MARK = "+"  # ends a segment directory; encode() never writes it
-_MAX_SEGMENTS = 8  # a 1024-byte key needs at most 4
+_MAX_SEGMENTS = 4  # a 1024-byte key needs 4 (a 1019-character name); deeper is not ours
 
 
 def _version(st: os.stat_result) -> str:
