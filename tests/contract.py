@@ -972,8 +972,9 @@ class LoopContract:
             held = pool.submit(asyncio.run, hold())
             assert started.wait(120)
             try:
-                with pytest.raises(StoreInUseError, match="SyncSessionStore"):
+                with pytest.raises(StoreInUseError, match="SyncSessionStore") as info:
                     asyncio.run(store.load("held"))
+                assert str(info.value).startswith(f"{store!r} is in use by an event loop")
                 # aclose() from this loop closes the client on the loop it lives on...
                 asyncio.run(store.aclose())
             finally:

@@ -143,6 +143,9 @@ def test_small_bodies_are_not_compressed(compression: Any) -> None:
     assert codec.encode({"a": "x" * 91}).encoding is None  # 99 bytes
     assert codec.encode({"a": "x" * 92}).encoding == compression  # exactly 100 bytes
     assert codec.content_type == "application/json"
+    default = Codec(compression=compression)  # compress_min_bytes=1024
+    assert default.encode({"a": "x" * 1015}).encoding is None  # 1023 bytes
+    assert default.encode({"a": "x" * 1016}).encoding == compression
 
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd"])

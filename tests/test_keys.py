@@ -116,7 +116,14 @@ def test_a_key_over_the_limit_is_not_ours() -> None:
 
 @pytest.mark.parametrize(
     ("given_prefix", "normalized"),
-    [("", ""), ("/", ""), ("sessions", "sessions/"), ("/a/b/", "a/b/"), ("a/b", "a/b/")],
+    [
+        ("", ""),
+        ("/", ""),
+        ("sessions", "sessions/"),
+        ("/a/b/", "a/b/"),
+        ("a/b", "a/b/"),
+        ("//X", "X/"),
+    ],
 )
 def test_prefix_normalization(given_prefix: str, normalized: str) -> None:
     assert normalize_prefix(given_prefix) == normalized

@@ -168,6 +168,31 @@ async def test_metadata_written_with_each_kind_of_save() -> None:
     assert set(await metadata("ticked")) == {"sessionstore-write-id", "sessionstore-tick"}
 
 
+async def test_bodies_under_1024_bytes_are_stored_plain_by_default() -> None:
+    store = MemorySessionStore(compression="gzip")
+    for size, encoding in [(1023, None), (1024, "gzip")]:
+        snap = {"a": "x" * (size - len('{"a":""}'))}
+        await store.save(f"s{size}", snap)
+        info = await store._head(store._key(f"s{size}"))
+        assert info.metadata.get("sessionstore-encoding") == encoding, size
+        assert await store.load(f"s{size}") == snap
+
+
+def test_a_bad_ttl_is_named() -> None:
+    with pytest.raises(StoreConfigError) as info:
+        MemorySessionStore(ttl=5)  # type: ignore[arg-type]
+    assert str(info.value) == "ttl must be a positive timedelta or None, not 5"
+
+
+def test_a_store_that_follows_no_loop_keeps_its_client_across_loops() -> None:
+    store = Counting()
+    for i in range(3):
+        asyncio.run(store.save("s", snapshot(tick=i)))
+    assert (store.opened, store.closed) == (1, 0)
+    asyncio.run(store.aclose())
+    assert (store.opened, store.closed) == (1, 1)
+
+
 class CountingPages(MemorySessionStore):
     def __init__(self) -> None:
         super().__init__()
