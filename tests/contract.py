@@ -1131,6 +1131,35 @@ def handler(event, context):
 for i in range(100):
     handler({"i": i}, None)
 print(store.load("counter")["tick"])
+ASYNC_STACKS = ("aiobotocore", "aiohttp", "azure.storage.blob.aio")
+print(",".join(name for name in ASYNC_STACKS if name in sys.modules))
+"""
+
+
+FORKED_WORKERS = """
+import os, sys
+from sessionstore import open_store_sync
+
+store = open_store_sync(sys.argv[1])
+store.save("warm", {"tick": 0})  # the client and its connections are open at the fork
+pids = []
+for worker in range(3):
+    pid = os.fork()
+    if pid == 0:  # a prefork server's worker: the module-level store came with the fork
+        try:
+            for i in range(40):
+                store.save(f"w{worker}-{i}", {"worker": worker, "i": i})
+                assert store.load(f"w{worker}-{i}") == {"worker": worker, "i": i}
+        except BaseException as exc:
+            print(f"worker {worker}: {exc!r}", file=sys.stderr)
+            os._exit(1)
+        os._exit(0)
+    pids.append(pid)
+for i in range(40):
+    store.save(f"parent-{i}", {"i": i})
+    assert store.load(f"parent-{i}") == {"i": i}
+codes = [os.waitpid(pid, 0)[1] for pid in pids]
+print(codes, len(store.list()))
 """
 
 
@@ -1142,12 +1171,60 @@ class SyncStoreContract(StoreContract):
     reaches the same backend and prefix with.
     """
 
+    #: Whether the store serves sync calls on the caller's thread with a sync SDK client.
+    on_callers_thread = True
+    #: The async stacks a handler on the sync API loads anyway (its sync SDK's imports).
+    async_stacks_loaded = ""
+    #: Whether two processes opening ``store_url`` see one another's sessions.
+    processes_share_sessions = True
+
     def test_a_module_level_store_serves_100_invocations_and_exits_quietly(
         self, store_url: tuple[str, dict[str, str]]
     ) -> None:
         url, env = store_url
         out, err = run_python(SYNC_HANDLER, url, env=env)
-        assert (out, err) == ("100\n", "")
+        # ... and loads no async SDK: a sync handler's cold start is the sync SDK's.
+        assert (out, err) == (f"100\n{self.async_stacks_loaded}\n", "")
+
+    def test_forked_workers_get_clients_of_their_own(
+        self, store_url: tuple[str, dict[str, str]]
+    ) -> None:
+        # A prefork server (gunicorn, multiprocessing) forks after the module-level store
+        # has opened its client: sharing its connections would mix up responses.
+        url, env = store_url
+        out, err = run_python(FORKED_WORKERS, url, env=env)
+        listed = 1 + 40 + (3 * 40 if self.processes_share_sessions else 0)
+        assert (out, err) == (f"[0, 0, 0] {listed}\n", "")
+
+    def test_calls_run_on_the_callers_thread(
+        self, make_sync: Callable[..., SyncSessionStore]
+    ) -> None:
+        store = make_sync()
+        assert store.on_callers_thread is self.on_callers_thread
+        wrapped = store.store
+        put, seen = wrapped._put, set()
+
+        async def recording(*args: Any, **kwargs: Any) -> str:
+            seen.add(threading.get_ident())
+            return await put(*args, **kwargs)
+
+        wrapped._put = recording  # type: ignore[method-assign]
+        store.save("warm", snapshot())
+        threads = threading.active_count()
+        for i in range(5):
+            store.save(f"s{i}", snapshot(tick=i))
+            assert store.load(f"s{i}") == snapshot(tick=i)
+        assert (seen == {threading.get_ident()}) is self.on_callers_thread
+        if self.on_callers_thread:
+            assert threading.active_count() == threads  # no thread hop, no pool
+
+    async def test_a_sync_call_from_async_code_still_works(
+        self, make_sync: Callable[..., SyncSessionStore]
+    ) -> None:
+        store = make_sync()
+        # Blocking the running loop, as a boto3 call there would; but not failing.
+        store.save("s", snapshot(tick=1))
+        assert store.load("s") == snapshot(tick=1)
 
     def async_store_of(self, store: Any) -> ObjectSessionStore:
         """The wrapped async store: a test that swaps its methods swaps them there."""

@@ -107,7 +107,7 @@ def test_errors_have_clear_messages_and_codes(args: list[str], code: int, messag
 
 def test_missing_extra_exit_code() -> None:
     code = (
-        "import sys; sys.modules['aioboto3'] = None\n"
+        "import sys; sys.modules['aiobotocore'] = None\n"
         "from sessionstore.cli import main; sys.exit(main(['ls', 's3://bucket/']))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -148,7 +148,7 @@ async def test_no_credentials_is_an_access_error(
     store = GCSSessionStore("bkt", project="test")
     with pytest.raises(StoreAccessError, match="DefaultCredentialsError"):
         await store.load("s")
-    assert store._pool is None  # the failed open left no thread pool behind
+    assert store._executor is None  # the failed open left no thread pool behind
     await store.aclose()
 
 

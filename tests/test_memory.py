@@ -42,6 +42,9 @@ class TestMemoryStore(AsyncStoreContract):
 
 
 class TestMemorySyncStore(SyncStoreContract):
+    on_callers_thread = False  # no sync client: one private loop thread serves it
+    processes_share_sessions = False
+
     @pytest.fixture
     def make_async_store(self) -> MakeStore:
         return sharing_one_dict()

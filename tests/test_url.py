@@ -180,7 +180,7 @@ def test_an_empty_env_var_means_the_default(
 
 @pytest.mark.parametrize(
     ("module", "url", "extra"),
-    [("aioboto3", "s3://b/", "s3"), ("azure.storage.blob.aio", "az://c/", "azure")],
+    [("aiobotocore", "s3://b/", "s3"), ("azure.storage.blob.aio", "az://c/", "azure")],
     ids=["s3", "azure"],
 )
 def test_missing_extra_in_process(
@@ -320,7 +320,8 @@ def test_import_loads_no_cloud_sdk_and_no_agent_framework() -> None:
 
 def test_missing_extra_names_the_pip_command() -> None:
     code = (
-        "import sys; sys.modules['aioboto3'] = None; sys.modules['google.cloud.storage'] = None\n"
+        "import sys; sys.modules['aiobotocore'] = None\n"
+        "sys.modules['google.cloud.storage'] = None\n"
         "sys.modules['azure.storage.blob.aio'] = None\n"
         "from sessionstore import open_store, StoreConfigError\n"
         "for url, extra in [('s3://b/', 's3'), ('gs://b/', 'gcs'), ('az://c/', 'azure')]:\n"

@@ -1,8 +1,9 @@
 """ObjectSessionStore: the public API on top of a few provider primitives.
 
 A provider implements only private primitives (``_put``, ``_get``, ``_head``,
-``_delete``, ``_list_page``, optionally ``_open``/``_close``) and ``_classify``, which
-names the private fault (:mod:`sessionstore.provider`) an SDK exception stands for.
+``_delete``, ``_list_page``, optionally ``_open``/``_close`` and, for the sync API,
+``_open_sync``/``_close_sync``) and ``_classify``, which names the private fault
+(:mod:`sessionstore.provider`) an SDK exception stands for.
 Everything else lives here, once: key encoding, serialization and compression, the
 size guard, retries, error mapping, TTL, the stale-tick guard and logging
 (docs/DESIGN.md, "Layers").
@@ -10,12 +11,16 @@ size guard, retries, error mapping, TTL, the stale-tick guard and logging
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
 import logging
+import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
@@ -48,6 +53,7 @@ from sessionstore.provider import (
     _PreconditionFailed,
     _Transient,
     redact,
+    sync_call,
 )
 from sessionstore.retry import RetryPolicy
 from sessionstore.types import SessionInfo, SessionSnapshot, Versioned
@@ -83,6 +89,9 @@ class ObjectSessionStore(ABC):
     #: Whether the SDK client belongs to the event loop it was built on (aiohttp-based
     #: SDKs): then each new loop gets a client of its own (sessionstore.loops).
     client_follows_loop: ClassVar[bool] = True
+    #: Where :meth:`_blocking` runs blocking calls for async callers (None: the
+    #: running loop's default executor).
+    _executor: Executor | None = None
 
     def __init__(
         self,
@@ -104,7 +113,12 @@ class ObjectSessionStore(ABC):
         self.ttl = ttl
         self.reject_stale = bool(reject_stale)
         self._codec = Codec(serializer, compression, compress_min_bytes, max_snapshot_bytes)
-        self._affinity = LoopAffinity(
+        self._affinity = self._new_affinity()
+        self._sync_lock = threading.Lock()  # guards opening and closing the sync state
+        self._sync_open = False
+
+    def _new_affinity(self) -> LoopAffinity:
+        return LoopAffinity(
             lambda: repr(self),
             lambda: self._translated(self._open()),
             self._close,
@@ -192,6 +206,33 @@ class ObjectSessionStore(ABC):
     async def _close(self) -> None:  # noqa: B027 - an optional hook, not a required method
         """Close what :meth:`_open` built (never an injected client)."""
 
+    def _open_sync(self) -> None:
+        """Build what sync-API calls use (a synchronous SDK client), blocking.
+
+        A provider that implements it serves :class:`SyncSessionStore` on the caller's
+        thread; one that does not is run on a private event loop thread instead.
+        """
+        raise NotImplementedError
+
+    def _close_sync(self) -> None:  # noqa: B027 - an optional hook, not a required method
+        """Close what :meth:`_open_sync` built, blocking."""
+
+    def _serves_sync(self) -> bool:
+        """Whether sync-API calls can run on the caller's thread (see :meth:`_open_sync`)."""
+        return type(self)._open_sync is not ObjectSessionStore._open_sync
+
+    async def _blocking(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run a blocking call: inline for a sync-API call, else in a worker thread.
+
+        A sync-API call inside a :func:`sessionstore.deadline` block runs in a worker
+        thread too, so that the deadline can cut it off. The caller's context (its
+        deadline, :func:`sync_call`) goes along.
+        """
+        if sync_call() and remaining() is None:
+            return fn(*args, **kwargs)
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
     def _error_detail(self, exc: Exception) -> str:
         """A short, secret-free description of an SDK exception (code and status)."""
         return type(exc).__name__
@@ -211,8 +252,42 @@ class ObjectSessionStore(ABC):
             raise self._classify(exc)(redact(self._error_detail(exc))) from exc
 
     async def _ensure_open(self) -> None:
-        if not self._affinity.is_open_here():
+        if sync_call():
+            if not self._sync_open:
+                await self._ensure_open_sync()
+        elif not self._affinity.is_open_here():
             await self._affinity.ensure_open()
+
+    async def _ensure_open_sync(self) -> None:
+        with self._sync_lock:  # other threads' sync calls wait for the one client
+            if not self._sync_open:
+                await self._translated(self._blocking(self._open_sync))
+                self._sync_open = True
+
+    def _end_sync(self) -> None:
+        """Close the sync state, if open (blocking)."""
+        with self._sync_lock:
+            if self._sync_open:
+                self._sync_open = False
+                self._close_sync()
+
+    def _forked(self, *, loop_thread_gone: bool) -> None:
+        """In a forked child: drop the sync client the parent opened, and its lock.
+
+        Its connections are the parent's too: a request on one would mix up the two
+        processes' responses. Closing it here closes only the child's copies. With
+        ``loop_thread_gone`` (the sync API's loop thread, which a fork does not copy)
+        the async client opened on that loop is forgotten too.
+        """
+        if loop_thread_gone:
+            self._affinity = self._new_affinity()
+        self._sync_lock = threading.Lock()
+        if self._sync_open:
+            self._sync_open = False
+            try:
+                self._close_sync()
+            except Exception as exc:  # pragma: no cover - depends on the SDK
+                _log.debug("sessionstore: dropping %r's sync client after fork: %r", self, exc)
 
     def _what(self, op: str, key: str | None) -> str:
         return f"{self.provider} {op} {self._where(key) if key else self.location}"
@@ -685,8 +760,9 @@ class ObjectSessionStore(ABC):
         return deleted
 
     async def aclose(self) -> None:
-        """Close the SDK client the store built (an injected client stays open)."""
+        """Close the SDK clients the store built (an injected client stays open)."""
         await self._affinity.aclose()
+        self._end_sync()
 
     async def __aenter__(self) -> Self:
         await self._call("open", None, _no_request)  # errors mapped like any operation

@@ -1,16 +1,21 @@
-"""Owned-versus-injected SDK clients, handled once for the cloud stores.
+"""Owned-versus-injected SDK clients, async and sync, handled once for the cloud stores.
 
 A store built with ``client=`` uses that client and never closes it; otherwise its
 ``_open`` builds one (:meth:`ClientStore._build_client`) and ``aclose()`` closes it
-(:meth:`ClientStore._close_client`).
+(:meth:`ClientStore._close_client`). A provider that also implements
+:meth:`ClientStore._build_sync_client` serves the sync API with the provider's
+synchronous SDK on the caller's thread; :attr:`ClientStore._client` is then the client
+of the running call, and :meth:`ClientStore._request` calls it either way.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 from sessionstore.base import ObjectSessionStore
+from sessionstore.provider import sync_call
 
 __all__ = ["ClientStore"]
 
@@ -19,17 +24,29 @@ class ClientStore(ObjectSessionStore):
     """A store over one SDK client, built on first use or injected by the caller."""
 
     _injected: Any = None
-    _client: Any = None
+    _async_client: Any = None
+    _sync_client: Any = None
 
     def _use_client(self, injected: Any) -> None:
         """Remember the injected client (None: build one on first use)."""
         self._injected = injected
-        self._client = injected
+        self._async_client = injected
 
     @property
     def client(self) -> Any:
-        """The SDK client in use (None before first use unless injected)."""
-        return self._client
+        """The async SDK client in use (None before first use unless injected)."""
+        return self._async_client
+
+    @property
+    def _client(self) -> Any:
+        """The client of the running call: the sync client for a sync-API call."""
+        return self._sync_client if sync_call() else self._async_client
+
+    async def _request(self, call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Make one SDK call of :attr:`_client`: awaited, or blocking for a sync client."""
+        if sync_call():
+            return await self._blocking(call, *args, **kwargs)
+        return await call(*args, **kwargs)
 
     def _adopt(self, injected: Any) -> Any:
         """The client to use for an injected one (itself, unless a provider wraps it)."""
@@ -43,18 +60,41 @@ class ClientStore(ObjectSessionStore):
     async def _close_client(self, client: Any) -> None:
         """Close a client :meth:`_build_client` built."""
 
+    def _build_sync_client(self) -> Any:
+        """Build the store's synchronous client (optional: see the module)."""
+        raise NotImplementedError
+
+    def _close_sync_client(self, client: Any) -> None:
+        """Close a client :meth:`_build_sync_client` built."""
+        client.close()
+
+    def _serves_sync(self) -> bool:
+        # An injected client is an async one: sync calls then go through it too.
+        return (
+            self._injected is None
+            and type(self)._build_sync_client is not ClientStore._build_sync_client
+        )
+
     async def _open(self) -> None:
         if self._injected is None:
-            self._client = await self._build_client()
+            self._async_client = await self._build_client()
         else:
-            self._client = self._adopt(self._injected)
+            self._async_client = self._adopt(self._injected)
 
     async def _close(self) -> None:
-        client = self._client
+        client = self._async_client
         if self._injected is not None:
             if client is not self._injected:
-                self._client = None  # a view on the injected client: nothing to close
+                self._async_client = None  # a view on the injected client: nothing to close
             return
-        self._client = None
+        self._async_client = None
         if client is not None:
             await self._close_client(client)
+
+    def _open_sync(self) -> None:
+        self._sync_client = self._build_sync_client()
+
+    def _close_sync(self) -> None:
+        client, self._sync_client = self._sync_client, None
+        if client is not None:
+            self._close_sync_client(client)

@@ -5,12 +5,18 @@ implements its primitives with the types below. When an SDK call fails, the prov
 ``_classify`` names one of the private fault types; the base raises it, chained to the
 SDK's exception, and from there on uses plain ``except`` clauses. A primitive that
 detects a condition itself (the file and memory stores) raises the fault directly.
+
+A provider that can also make its requests with a synchronous SDK client implements
+``_open_sync`` / ``_close_sync``; :func:`sync_call` then tells its primitives which
+client the current call uses (docs/DESIGN.md, "Event loops, the sync API and
+deadlines").
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypedDict
@@ -30,12 +36,25 @@ __all__ = [
     "StoredObject",
     "http_fault",
     "redact",
+    "sync_call",
 ]
 
 #: Object metadata written by the base (providers may rename them to fit their rules).
 META_ENCODING = "sessionstore-encoding"
 META_TICK = "sessionstore-tick"
 META_WRITE_ID = "sessionstore-write-id"
+
+#: Set by SyncSessionStore for the calls it runs on the caller's thread.
+SYNC_CALL: ContextVar[bool] = ContextVar("sessionstore_sync_call", default=False)
+
+
+def sync_call() -> bool:
+    """Whether the running store call came through the sync API with a sync SDK client.
+
+    Then the primitives use the store's synchronous client (``_open_sync``) and make
+    their blocking calls through ``ObjectSessionStore._blocking``.
+    """
+    return SYNC_CALL.get()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,27 +1,44 @@
 """SyncSessionStore: the store's API for synchronous code (Lambda, Flask, Django, scripts).
 
-A :class:`SyncSessionStore` runs its store on one private event loop in a daemon thread
-of its own, started on first use. Every call is submitted to that loop and waited for,
-so the SDK client the store builds there stays warm across calls, whichever thread
-calls, and is never rebuilt per call. Like a boto3 client, one instance may be shared
-by every thread of the process and needs no closing: a module-level instance that is
-never closed is closed at interpreter exit, before the thread stops, so the process
-exits cleanly with nothing printed. Errors, storage format and semantics are those of
-the async API: a snapshot saved through one loads through the other.
+The store's logic is written once, as coroutines; a :class:`SyncSessionStore` runs them
+in one of two ways (docs/DESIGN.md, "Event loops, the sync API and deadlines"):
+
+- **On the caller's thread** (every built-in cloud store and the file store): each call
+  runs on a private event loop of the calling thread, marked as a sync-API call
+  (:func:`sessionstore.provider.sync_call`), and the store makes its requests with the
+  provider's *synchronous* SDK client (botocore, azure-storage-blob, google-cloud-storage),
+  inline. A synchronous handler then loads no async SDK and no aiohttp, and a call costs
+  no thread switch. The one sync client is built on first use, shared by every thread
+  (the SDKs' sync clients are thread-safe) and kept warm across calls.
+- **On a loop thread** (the memory store, a custom provider without ``_open_sync``, a
+  store with an injected async client or session): one private event loop in a daemon
+  thread, started on first use; every call is submitted to it and waited for.
+
+Like a boto3 client, one instance may be shared by every thread of the process and
+needs no closing: a module-level instance that is never closed lets the process exit
+cleanly with nothing printed. A process forked after the store has been used (a
+prefork server's workers) opens clients of its own on first use: the parent's
+connections (and its loop thread) are not carried into the child. Errors, storage
+format and semantics are those of the async API: a snapshot saved through one loads
+through the other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import contextvars
 import logging
+import os
 import threading
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
+from sessionstore.provider import SYNC_CALL
 from sessionstore.types import SessionInfo, SessionSnapshot, Versioned
 from sessionstore.url import open_store
 
@@ -35,6 +52,52 @@ _log = logging.getLogger("sessionstore")
 
 #: How long interpreter exit waits for an unclosed store to close its client.
 _EXIT_CLOSE_TIMEOUT = 10.0
+
+
+class _OwnLoop:
+    """A thread's private event loop, closed when the thread ends (or at exit)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def __del__(self) -> None:
+        self.loop.close()
+
+
+class _ThreadLoops(threading.local):
+    own: _OwnLoop | None = None
+
+
+_thread_loops = _ThreadLoops()
+
+
+@atexit.register
+def _close_main_loop() -> None:
+    # Thread-local data of the main thread outlives atexit: close its loop here.
+    own, _thread_loops.own = _thread_loops.own, None
+    if own is not None:
+        own.loop.close()
+
+
+def _run_here(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a store call on this thread's private loop, marked as a sync-API call."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:  # called from async code: this thread's loop is busy; block it, as boto3 would
+        context = contextvars.copy_context()
+        with ThreadPoolExecutor(1, thread_name_prefix="sessionstore-sync") as pool:
+            done: Future[T] = pool.submit(context.run, _run_here, coro)  # type: ignore[arg-type]
+            return done.result()
+    own = _thread_loops.own
+    if own is None:
+        own = _thread_loops.own = _OwnLoop()
+    token = SYNC_CALL.set(True)  # the call's task copies the context, and so the mark
+    try:
+        return own.loop.run_until_complete(coro)
+    finally:
+        SYNC_CALL.reset(token)
 
 
 class _LoopThread:
@@ -102,13 +165,31 @@ def _stop_at_exit() -> None:
         runner.stop(timeout=_EXIT_CLOSE_TIMEOUT)
 
 
+#: Every SyncSessionStore, for the fork hook below.
+_stores: weakref.WeakSet[SyncSessionStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # Only the forking thread lives on in the child: other threads' loops and the loop
+    # threads are gone, and the clients' connections are shared with the parent.
+    global _live_lock
+    _thread_loops.own = None
+    _live_lock = threading.Lock()
+    _live.clear()
+    for store in list(_stores):
+        store._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class SyncSessionStore:
     """Synchronous wrapper of a store: the same methods, errors and storage format.
 
     ``SyncSessionStore(store)`` wraps any store of this library; :func:`open_store_sync`
     builds one from a URL. Safe to share between threads; use it as ``with store:`` or
     call :meth:`close` (which closes the wrapped store too), or keep it at module level
-    for the life of the process.
+    for the life of the process. The wrapped store stays usable through its async API.
 
     Do not call it from the store's own callbacks (its loop thread): that would wait on
     itself, and raises RuntimeError instead.
@@ -118,6 +199,15 @@ class SyncSessionStore:
         self.store = store
         self._lock = threading.Lock()
         self._runner: _LoopThread | None = None
+        #: Whether calls run on the caller's thread with the sync SDK (see the module).
+        self.on_callers_thread = store._serves_sync()
+        _stores.add(self)
+
+    def _forked(self) -> None:
+        """In a forked child: forget the parent's loop thread and clients."""
+        self._lock = threading.Lock()
+        runner, self._runner = self._runner, None  # its thread did not survive the fork
+        self.store._forked(loop_thread_gone=runner is not None)
 
     # ------------------------------------------------------------------ running
 
@@ -131,7 +221,9 @@ class SyncSessionStore:
             return self._runner
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the private loop and wait for its result or error."""
+        """Run ``coro`` as a sync-API call and wait for its result or error."""
+        if self.on_callers_thread:
+            return _run_here(coro)
         runner = self._loop_thread()
         if threading.current_thread() is runner.thread:
             coro.close()
@@ -254,10 +346,13 @@ class SyncSessionStore:
         return self._run(self.store.purge_expired(ttl))
 
     def close(self) -> None:
-        """Close the wrapped store's SDK client and stop the private loop thread.
+        """Close the wrapped store's SDK clients (and stop the private loop thread).
 
-        The store may be used again afterwards: the next call starts a new loop.
+        The store may be used again afterwards: the next call opens them again.
         """
+        if self.on_callers_thread:
+            self._run(self.store.aclose())
+            return
         with self._lock:
             runner, self._runner = self._runner, None
         if runner is not None:

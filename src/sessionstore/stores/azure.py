@@ -1,7 +1,9 @@
 """AzureBlobSessionStore: sessions as block blobs in an Azure Storage container.
 
 Built on ``azure.storage.blob.aio``. One ``ContainerClient`` is built on first use and
-reused; ``aclose()`` closes it (an injected client is never closed). The SDK's retries
+reused; ``aclose()`` closes it (an injected client is never closed). Calls through the
+sync API use the SDK's synchronous ``ContainerClient`` instead (``azure.storage.blob``,
+without the aio stack), built the same way. The SDK's retries
 are off (``retry_total=0``; its default waits ~15 s before a first retry): the base
 class's tenacity loop is the one retry owner. Azure metadata names must be C#
 identifiers, so the base's ``sessionstore-*`` names are stored as ``sessionstore_*``.
@@ -17,7 +19,7 @@ import importlib.util
 import inspect
 import os
 from collections.abc import Mapping
-from typing import Any, ClassVar, Unpack, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Unpack, cast
 from urllib.parse import urlsplit
 
 from azure.core import MatchConditions
@@ -31,7 +33,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from azure.storage.blob import BlobProperties, ContentSettings
-from azure.storage.blob.aio import BlobServiceClient, ContainerClient
+from azure.storage.blob import ContainerClient as SyncContainerClient
 
 from sessionstore.clients import ClientStore
 from sessionstore.errors import StoreConfigError
@@ -49,8 +51,19 @@ from sessionstore.provider import (
     _Transient,
     http_fault,
     redact,
+    sync_call,
 )
 from sessionstore.urlparams import UrlParams, text
+
+if TYPE_CHECKING:
+    from azure.storage.blob.aio import BlobServiceClient, ContainerClient
+
+# The aio client is imported when the first async call builds it (a process on the
+# sync API never loads it); its absence is an install problem, told at once.
+if importlib.util.find_spec("azure.storage.blob.aio") is None:
+    raise ModuleNotFoundError(
+        "No module named 'azure.storage.blob.aio'", name="azure.storage.blob.aio"
+    )
 
 __all__ = ["AzureBlobSessionStore"]
 
@@ -117,15 +130,8 @@ def _check_options(
 ) -> None:
     if not isinstance(container, str) or not container:
         raise StoreConfigError(f"container must be a non-empty str, not {container!r}")
-    if client is not None and not isinstance(client, ContainerClient | BlobServiceClient):
-        raise StoreConfigError(
-            "client must be an azure.storage.blob.aio ContainerClient or BlobServiceClient,"
-            f" not {type(client).__name__}"
-        )
-    if isinstance(client, ContainerClient) and client.container_name != container:
-        raise StoreConfigError(
-            f"the injected client is for container {client.container_name!r}, not {container!r}"
-        )
+    if client is not None:
+        _check_client(client, container)
     if connection_string and account_url:
         raise StoreConfigError("pass connection_string or account_url, not both")
     get_token = getattr(credential, "get_token", None)
@@ -133,6 +139,20 @@ def _check_options(
         raise StoreConfigError(
             "credential is a synchronous token credential; the store uses the aio SDK:"
             " pass its azure.identity.aio counterpart"
+        )
+
+
+def _check_client(client: Any, container: str) -> None:
+    from azure.storage.blob.aio import BlobServiceClient, ContainerClient
+
+    if not isinstance(client, ContainerClient | BlobServiceClient):
+        raise StoreConfigError(
+            "client must be an azure.storage.blob.aio ContainerClient or BlobServiceClient,"
+            f" not {type(client).__name__}"
+        )
+    if isinstance(client, ContainerClient) and client.container_name != container:
+        raise StoreConfigError(
+            f"the injected client is for container {client.container_name!r}, not {container!r}"
         )
 
 
@@ -208,6 +228,7 @@ class AzureBlobSessionStore(ClientStore):
         self._connection_string = connection_string
         self._credential = credential
         self._owned_credential: Any = None
+        self._owned_sync_credential: Any = None
         self._use_client(client)
 
     @property
@@ -223,14 +244,44 @@ class AzureBlobSessionStore(ClientStore):
     @property
     def client(self) -> ContainerClient | None:
         """The aio ``ContainerClient`` in use (None before first use unless injected)."""
-        return self._client if isinstance(self._client, ContainerClient) else None
+        from azure.storage.blob.aio import ContainerClient
+
+        client = self._async_client
+        return client if isinstance(client, ContainerClient) else None
 
     def _adopt(self, injected: Any) -> ContainerClient:
+        from azure.storage.blob.aio import BlobServiceClient
+
         if isinstance(injected, BlobServiceClient):
             return injected.get_container_client(self.container)
-        return cast(ContainerClient, injected)
+        return cast("ContainerClient", injected)
 
     async def _build_client(self) -> ContainerClient:
+        from azure.storage.blob.aio import ContainerClient
+
+        credential = self._credential
+        if self._default_credential:
+            identity = importlib.import_module("azure.identity.aio")
+            credential = self._owned_credential = identity.DefaultAzureCredential()
+        try:
+            return cast("ContainerClient", self._new_client(ContainerClient, credential))
+        except StoreConfigError:
+            await self._close_credential()
+            raise
+
+    def _build_sync_client(self) -> SyncContainerClient:
+        credential = self._credential
+        if self._default_credential:
+            identity = importlib.import_module("azure.identity")
+            credential = self._owned_sync_credential = identity.DefaultAzureCredential()
+        try:
+            return cast(SyncContainerClient, self._new_client(SyncContainerClient, credential))
+        except StoreConfigError:
+            self._close_sync_credential()
+            raise
+
+    def _new_client(self, cls: Any, credential: Any) -> Any:
+        """A ``ContainerClient`` (aio or sync ``cls``) from the store's settings."""
         limit = self._codec.max_snapshot_bytes
         kwargs: dict[str, Any] = {
             "retry_total": 0,
@@ -238,25 +289,23 @@ class AzureBlobSessionStore(ClientStore):
             "max_single_put_size": max(_SINGLE_PUT_FLOOR, limit),
             "max_single_get_size": limit,
         }
-        credential = self._credential
-        if self._default_credential:
-            identity = importlib.import_module("azure.identity.aio")
-            credential = self._owned_credential = identity.DefaultAzureCredential()
         try:
             if self._connection_string:
-                return ContainerClient.from_connection_string(
+                return cls.from_connection_string(
                     self._connection_string, self.container, credential=credential, **kwargs
                 )
-            return ContainerClient(
-                str(self._account_url), self.container, credential=credential, **kwargs
-            )
+            return cls(str(self._account_url), self.container, credential=credential, **kwargs)
         except ValueError as exc:  # a malformed connection string, a token over http, ...
-            await self._close_credential()
             # Not chained: the SDK's text may quote the URL, and so a SAS token.
             raise StoreConfigError(
                 f"azure {self.location}: the SDK refused the connection settings"
                 f" ({redact(str(exc))})"
             ) from None
+
+    def _serves_sync(self) -> bool:
+        # An async token credential (azure.identity.aio) cannot serve a sync client.
+        token_credential = callable(getattr(self._credential, "get_token", None))
+        return not token_credential and super()._serves_sync()
 
     async def _close_client(self, client: Any) -> None:
         await client.close()
@@ -269,6 +318,15 @@ class AzureBlobSessionStore(ClientStore):
         credential, self._owned_credential = self._owned_credential, None
         if credential is not None:
             await credential.close()
+
+    def _close_sync(self) -> None:
+        super()._close_sync()
+        self._close_sync_credential()
+
+    def _close_sync_credential(self) -> None:
+        credential, self._owned_sync_credential = self._owned_sync_credential, None
+        if credential is not None:
+            credential.close()
 
     def _classify(self, exc: Exception) -> type[_Fault]:
         if isinstance(exc, ClientAuthenticationError):
@@ -301,9 +359,10 @@ class AzureBlobSessionStore(ClientStore):
             return f"{_code(exc) or type(exc).__name__}, HTTP {exc.status_code}"
         return type(exc).__name__
 
-    def _container(self) -> ContainerClient:
+    def _container(self) -> Any:
+        """The running call's ``ContainerClient`` (aio, or sync for a sync-API call)."""
         assert self._client is not None, "the store is not open"
-        return cast(ContainerClient, self._client)
+        return self._client
 
     async def _put(
         self,
@@ -318,37 +377,34 @@ class AzureBlobSessionStore(ClientStore):
         kwargs = _if_version(if_version)
         if self.encryption_scope:
             kwargs["encryption_scope"] = self.encryption_scope
-        result = (
-            await self._container()
-            .get_blob_client(key)
-            .upload_blob(
-                body,
-                overwrite=not if_absent,  # overwrite=False sends If-None-Match: *
-                metadata=_to_azure(metadata),
-                content_settings=ContentSettings(content_type=content_type),
-                **kwargs,
-            )
+        result = await self._request(
+            self._container().get_blob_client(key).upload_blob,
+            body,
+            overwrite=not if_absent,  # overwrite=False sends If-None-Match: *
+            metadata=_to_azure(metadata),
+            content_settings=ContentSettings(content_type=content_type),
+            **kwargs,
         )
         return _etag(result["etag"])
 
     async def _get(self, key: str) -> StoredObject:
         # The first response holds up to max_single_get_size bytes (the whole snapshot
         # for a store-built client) and announces the blob's full size.
-        downloader = await self._container().download_blob(key, max_concurrency=1)
+        downloader = await self._request(self._container().download_blob, key, max_concurrency=1)
         self._check_stored_size(key, downloader.size)
-        body = await downloader.readall()
+        body = await self._request(downloader.readall)
         props = downloader.properties
         info = ObjectInfo(_etag(props.etag), props.last_modified, _from_azure(props.metadata))
         return StoredObject(body, info)
 
     async def _head(self, key: str) -> ObjectInfo:
-        props = await self._container().get_blob_client(key).get_blob_properties()
+        props = await self._request(self._container().get_blob_client(key).get_blob_properties)
         return ObjectInfo(
             _etag(props.etag), props.last_modified, _from_azure(props.metadata), props.size
         )
 
     async def _delete(self, key: str, *, if_version: str | None) -> None:
-        await self._container().delete_blob(key, **_if_version(if_version))
+        await self._request(self._container().delete_blob, key, **_if_version(if_version))
 
     async def _list_page(self, prefix: str, *, page_size: int, token: str | None) -> Page:
         pager = (
@@ -356,9 +412,13 @@ class AzureBlobSessionStore(ClientStore):
             .walk_blobs(name_starts_with=prefix, delimiter="/", results_per_page=page_size)
             .by_page(continuation_token=token)
         )
+        if sync_call():
+            items = list(await self._blocking(next, pager))
+        else:
+            items = [item async for item in await pager.__anext__()]
         objects = [
             ListedObject(item.name, item.last_modified, _etag(item.etag), item.size)
-            async for item in await pager.__anext__()
+            for item in items
             if isinstance(item, BlobProperties)  # not a BlobPrefix ("subfolder")
         ]
         next_token: Any = getattr(pager, "continuation_token", None)

@@ -24,12 +24,13 @@ and is reused by the next write in that directory.
 The version token is the file's modification time (in ns), inode and size, all from
 one ``stat``: a listing yields it, and ``has`` is a ``stat``. Each write sets the
 modification time strictly above the one it replaces, so a token is never reused for
-one path. Blocking file I/O runs in worker threads, never on the event loop.
+one path. Blocking file I/O runs in worker threads, never on the event loop; a call
+through the sync API does it on the caller's thread (``flock`` locks exclude the
+threads of one process too: each opens the lock file itself).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import fcntl
@@ -167,7 +168,10 @@ class FileSessionStore(ObjectSessionStore):
         return type(exc).__name__
 
     async def _open(self) -> None:
-        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        await self._blocking(self._open_sync)
+
+    def _open_sync(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
         return self.root / _relative_path(key)
@@ -224,7 +228,7 @@ class FileSessionStore(ObjectSessionStore):
         if_version: str | None,
         if_absent: bool,
     ) -> str:
-        return await asyncio.to_thread(self._put_sync, key, body, if_version, if_absent)
+        return await self._blocking(self._put_sync, key, body, if_version, if_absent)
 
     def _get_sync(self, key: str) -> StoredObject:
         with open(self._path(key), "rb") as f:
@@ -234,11 +238,11 @@ class FileSessionStore(ObjectSessionStore):
         return StoredObject(body, _info(st))
 
     async def _get(self, key: str) -> StoredObject:
-        return await asyncio.to_thread(self._get_sync, key)
+        return await self._blocking(self._get_sync, key)
 
     async def _head(self, key: str) -> ObjectInfo:
         # A stat: existence and version, whatever the size (only a load enforces it).
-        return _info(await asyncio.to_thread(os.stat, self._path(key)))
+        return _info(await self._blocking(os.stat, self._path(key)))
 
     def _delete_sync(self, key: str, if_version: str | None) -> None:
         path = self._path(key)
@@ -249,7 +253,7 @@ class FileSessionStore(ObjectSessionStore):
             path.unlink()
 
     async def _delete(self, key: str, *, if_version: str | None) -> None:
-        await asyncio.to_thread(self._delete_sync, key, if_version)
+        await self._blocking(self._delete_sync, key, if_version)
 
     def _list_sync(self, prefix: str, page_size: int, token: str | None) -> Page:
         entries = _walk(str(self.root / prefix), "", 0)
@@ -269,4 +273,4 @@ class FileSessionStore(ObjectSessionStore):
         return Page(objects, found[page_size - 1][0] if len(found) > page_size else None)
 
     async def _list_page(self, prefix: str, *, page_size: int, token: str | None) -> Page:
-        return await asyncio.to_thread(self._list_sync, prefix, page_size, token)
+        return await self._blocking(self._list_sync, prefix, page_size, token)

@@ -1,7 +1,8 @@
 """GCSSessionStore: sessions as objects in a Google Cloud Storage bucket.
 
-google-cloud-storage is synchronous, so every SDK call runs on a bounded thread pool
-owned by the store, never on the event loop; the HTTP connection pool of the client
+google-cloud-storage is synchronous, so every SDK call of an async caller runs on a
+bounded thread pool owned by the store, never on the event loop (a sync-API call makes
+it on the caller's thread, with a client of its own); the HTTP connection pool of the client
 the store builds is sized to match (requests' default of 10 would discard
 connections under load). The SDK's retries are off (``retry=None`` on every call):
 the base class's tenacity loop is the one retry owner. ``STORAGE_EMULATOR_HOST`` and
@@ -10,10 +11,7 @@ Application Default Credentials work as in the SDK.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -114,8 +112,6 @@ class GCSSessionStore(ClientStore):
         self.timeout = timeout
         self._credentials = credentials
         self._use_client(client)
-        self._bucket: Any = None
-        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def location(self) -> str:
@@ -123,17 +119,22 @@ class GCSSessionStore(ClientStore):
         return f"gs://{self.bucket}"
 
     async def _open(self) -> None:
-        self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="sessionstore-gcs")
+        self._executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix="sessionstore-gcs")
         try:
             await super()._open()
         except BaseException:  # e.g. no credentials: the next call opens a new pool
-            pool, self._pool = self._pool, None
-            pool.shutdown(wait=False)
+            self._end_executor(wait=False)
             raise
-        self._bucket = self._client.bucket(self.bucket)
 
     async def _build_client(self) -> Any:
-        return await self._run(self._new_client)
+        return await self._blocking(self._new_client)
+
+    def _build_sync_client(self) -> Any:
+        # An injected client is the same synchronous SDK: sync calls use it too.
+        return self._injected or self._new_client()
+
+    def _serves_sync(self) -> bool:
+        return True
 
     def _new_client(self) -> Any:
         client = storage.Client(project=self.project, credentials=self._credentials)
@@ -152,22 +153,26 @@ class GCSSessionStore(ClientStore):
 
     async def _close_client(self, client: Any) -> None:
         try:
-            await asyncio.get_running_loop().run_in_executor(self._pool, client.close)
+            await self._blocking(client.close)
         except RuntimeError:  # interpreter exit: executors take no new work
+            client.close()
+
+    def _close_sync_client(self, client: Any) -> None:
+        if client is not self._injected:
             client.close()
 
     async def _close(self) -> None:
         await super()._close()
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        self._end_executor(wait=True)
 
-    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        # The caller's context goes along (as asyncio.to_thread does), so that a request
-        # made in the worker thread sees the caller's sessionstore.deadline().
-        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-        return await loop.run_in_executor(self._pool, call)
+    def _end_executor(self, *, wait: bool) -> None:
+        pool, self._executor = self._executor, None
+        if pool is not None:
+            pool.shutdown(wait=wait)
+
+    def _blob(self, key: str, **kwargs: Any) -> Any:
+        """The SDK's handle on one object, from the running call's client."""
+        return self._client.bucket(self.bucket).blob(key, **kwargs)
 
     def _timeout(self) -> float:
         """The request timeout: ``timeout``, or less when a deadline ends sooner.
@@ -202,7 +207,7 @@ class GCSSessionStore(ClientStore):
     def _put_sync(
         self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str], match: Any
     ) -> str:
-        blob = self._bucket.blob(key, kms_key_name=self.kms_key_name)
+        blob = self._blob(key, kms_key_name=self.kms_key_name)
         blob.metadata = dict(metadata)
         # One multipart request up to 8 MiB (the SDK's limit; bigger bodies take a
         # resumable upload of two requests). No Content-Encoding: GCS would transcode.
@@ -226,7 +231,7 @@ class GCSSessionStore(ClientStore):
         if_absent: bool,
     ) -> str:
         match = 0 if if_absent else _generation(if_version)
-        return await self._run(self._put_sync, key, body, content_type, metadata, match)
+        return await self._blocking(self._put_sync, key, body, content_type, metadata, match)
 
     def _get_sync(self, key: str) -> StoredObject:
         # One media GET whose headers carry generation, Last-Modified and metadata
@@ -259,19 +264,19 @@ class GCSSessionStore(ClientStore):
         )
 
     async def _get(self, key: str) -> StoredObject:
-        return await self._run(self._get_sync, key)
+        return await self._blocking(self._get_sync, key)
 
     def _head_sync(self, key: str) -> ObjectInfo:
-        blob = self._bucket.blob(key)
+        blob = self._blob(key)
         blob.reload(retry=None, timeout=self._timeout())
         return ObjectInfo(str(blob.generation), blob.updated, blob.metadata or {}, blob.size)
 
     async def _head(self, key: str) -> ObjectInfo:
-        return await self._run(self._head_sync, key)
+        return await self._blocking(self._head_sync, key)
 
     async def _delete(self, key: str, *, if_version: str | None) -> None:
-        blob = self._bucket.blob(key)
-        await self._run(
+        blob = self._blob(key)
+        await self._blocking(
             blob.delete,
             if_generation_match=_generation(if_version),
             retry=None,
@@ -295,7 +300,7 @@ class GCSSessionStore(ClientStore):
         return Page(objects, iterator.next_page_token)
 
     async def _list_page(self, prefix: str, *, page_size: int, token: str | None) -> Page:
-        return await self._run(self._list_sync, prefix, page_size, token)
+        return await self._blocking(self._list_sync, prefix, page_size, token)
 
 
 def _generation(version: str | None) -> int | None:

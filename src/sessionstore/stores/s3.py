@@ -1,29 +1,35 @@
-"""S3SessionStore: sessions as objects in an S3 bucket, on aioboto3.
+"""S3SessionStore: sessions as objects in an S3 bucket, on aiobotocore (aioboto3's core).
 
-One aioboto3 session and one client are built on first use and reused for every call;
-``aclose()`` closes them (an injected client or session is never closed). botocore's
-own retries are off (``total_max_attempts=1``): the base class's tenacity loop is the
-one retry owner. Endpoint, region and credentials follow boto3's conventions
-(``AWS_*`` variables, ``AWS_ENDPOINT_URL``, profiles, instance roles).
+One session and one client are built on first use and reused for every call;
+``aclose()`` closes them (an injected client or session is never closed). The client
+comes straight from aiobotocore, which aioboto3 builds on: aioboto3's resource and
+transfer layers are not needed here and cost a fresh process time to load. Calls
+through the sync API use botocore's synchronous client instead (no aiohttp at all).
+botocore's own retries are off (``total_max_attempts=1``): the base class's tenacity
+loop is the one retry owner. Endpoint, region and credentials follow boto3's
+conventions (``AWS_*`` variables, ``AWS_ENDPOINT_URL``, profiles, instance roles).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from collections.abc import Mapping
 from typing import Any, ClassVar, Unpack
 from urllib.parse import urlsplit
 
-import aioboto3
-from aiobotocore.config import AioConfig
+import botocore.session
+from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    IncompleteReadError,
     InvalidRegionError,
     NoCredentialsError,
     ReadTimeoutError,
+    ResponseStreamingError,
 )
 from botocore.utils import validate_region_name
 
@@ -42,10 +48,16 @@ from sessionstore.provider import (
     _PreconditionFailed,
     _Transient,
     http_fault,
+    sync_call,
 )
 from sessionstore.urlparams import UrlParams, positive_int, seconds, text
 
 __all__ = ["S3SessionStore"]
+
+# The async client's SDK is imported when the first async call builds it (a process
+# on the sync API never loads it); its absence is an install problem, told at once.
+if importlib.util.find_spec("aiobotocore") is None:
+    raise ModuleNotFoundError("No module named 'aiobotocore'", name="aiobotocore")
 
 #: S3 error codes whose meaning the HTTP status alone does not give.
 _CODES: dict[str, type[_Fault]] = {
@@ -94,6 +106,8 @@ _TRANSIENT_ERRORS = (
     ConnectionClosedError,
     ConnectTimeoutError,
     ReadTimeoutError,
+    ResponseStreamingError,  # a body that broke off mid-read (the sync client)
+    IncompleteReadError,
     ConnectionError,
     TimeoutError,
 )
@@ -105,7 +119,8 @@ class S3SessionStore(ClientStore):
     Args:
         bucket: the bucket name (it must exist).
         prefix: key prefix, ``sessions/`` by default.
-        session: an ``aioboto3.Session`` to build the client from (never closed).
+        session: an ``aioboto3.Session`` or aiobotocore session to build the client
+            from (never closed); sync-API calls then go through its client too.
         client: an already-open aioboto3 S3 client (never closed by the store).
         endpoint_url, region_name, aws_access_key_id, aws_secret_access_key,
         aws_session_token: as in boto3; unset means boto3's environment and config.
@@ -167,7 +182,7 @@ class S3SessionStore(ClientStore):
             self._put_extra["ServerSideEncryption"] = sse
         if sse_kms_key_id:
             self._put_extra["SSEKMSKeyId"] = sse_kms_key_id
-        self._config = AioConfig(
+        self._config: dict[str, Any] = dict(
             retries={"total_max_attempts": 1, "mode": "standard"},
             max_pool_connections=max_pool_connections,
             connect_timeout=connect_timeout,
@@ -179,6 +194,7 @@ class S3SessionStore(ClientStore):
             response_checksum_validation="when_required",
         )
         self._session = session
+        self._injected_session = session is not None
         self._use_client(client)
         self._stack: contextlib.AsyncExitStack | None = None
 
@@ -192,33 +208,33 @@ class S3SessionStore(ClientStore):
         """The endpoint (if not AWS's), the bucket and the prefix."""
         return f"{self.endpoint_url or ''} {self.location}/{self.prefix}".lstrip()
 
+    def _client_arguments(self, config: Any) -> dict[str, Any]:
+        credentials = {k: v for k, v in self._credentials.items() if v is not None}
+        return (
+            dict(endpoint_url=self.endpoint_url, region_name=self.region_name, config=config)
+            | credentials
+        )
+
     async def _build_client(self) -> Any:
-        stack = contextlib.AsyncExitStack()
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import get_session
+
         if self._session is None:
             # Kept for the next client: a store that follows its callers' event loops
             # (asyncio.run per invocation) builds one client per loop, and a session
             # loads botocore's service models and resolves credentials only once.
-            self._session = aioboto3.Session()
+            self._session = get_session()
         session = self._session
-        kwargs = {k: v for k, v in self._credentials.items() if v is not None}
+        create = session.client if hasattr(session, "client") else session.create_client
+        stack = contextlib.AsyncExitStack()
         try:
             client = await stack.enter_async_context(
-                session.client(
-                    "s3",
-                    endpoint_url=self.endpoint_url,
-                    region_name=self.region_name,
-                    config=self._config,
-                    **kwargs,
-                )
+                create("s3", **self._client_arguments(AioConfig(**self._config)))
             )
-            # Settings from the environment or a profile are checked here, not earlier.
-            _check_endpoint_and_region(client.meta.endpoint_url, client.meta.region_name)
-        except ValueError as exc:  # botocore's InvalidRegionError, "Invalid endpoint: ..."
+            _check_client(client)
+        except ValueError as exc:
             await stack.aclose()
-            if isinstance(exc, StoreConfigError):
-                raise
-            hint = _REGION_HINT if isinstance(exc, InvalidRegionError) else _ENDPOINT_HINT
-            raise StoreConfigError(f"s3 {self.location}: {hint}") from None
+            raise self._config_error(exc) from None
         self._stack = stack
         return client
 
@@ -226,6 +242,30 @@ class S3SessionStore(ClientStore):
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()
+
+    def _serves_sync(self) -> bool:
+        # An injected session's credentials and settings belong to the async client.
+        return not self._injected_session and super()._serves_sync()
+
+    def _build_sync_client(self) -> Any:
+        arguments = self._client_arguments(Config(**self._config))
+        try:
+            client = botocore.session.get_session().create_client("s3", **arguments)
+        except ValueError as exc:
+            raise self._config_error(exc) from None
+        try:
+            _check_client(client)
+        except ValueError as exc:
+            client.close()
+            raise self._config_error(exc) from None
+        return client
+
+    def _config_error(self, exc: ValueError) -> StoreConfigError:
+        """The StoreConfigError naming the fix for a setting botocore refused."""
+        if isinstance(exc, StoreConfigError):
+            return exc
+        hint = _REGION_HINT if isinstance(exc, InvalidRegionError) else _ENDPOINT_HINT
+        return StoreConfigError(f"s3 {self.location}: {hint}")
 
     def _classify(self, exc: Exception) -> type[_Fault]:
         if isinstance(exc, ClientError):
@@ -270,7 +310,8 @@ class S3SessionStore(ClientStore):
             kwargs["IfMatch"] = if_version
         elif if_absent:
             kwargs["IfNoneMatch"] = "*"
-        response = await self._client.put_object(
+        response = await self._request(
+            self._client.put_object,
             Bucket=self.bucket,
             Key=key,
             Body=body,
@@ -281,27 +322,33 @@ class S3SessionStore(ClientStore):
         return str(response["ETag"])
 
     async def _get(self, key: str) -> StoredObject:
-        response = await self._client.get_object(Bucket=self.bucket, Key=key)
-        async with response["Body"] as stream:
-            self._check_stored_size(key, response.get("ContentLength"))
-            body = await stream.read()
+        response = await self._request(self._client.get_object, Bucket=self.bucket, Key=key)
+        stream = response["Body"]
+        if sync_call():
+            with stream:
+                self._check_stored_size(key, response.get("ContentLength"))
+                body = await self._blocking(stream.read)
+        else:
+            async with stream:
+                self._check_stored_size(key, response.get("ContentLength"))
+                body = await stream.read()
         return StoredObject(bytes(body), _info(response))
 
     async def _head(self, key: str) -> ObjectInfo:
-        return _info(await self._client.head_object(Bucket=self.bucket, Key=key))
+        return _info(await self._request(self._client.head_object, Bucket=self.bucket, Key=key))
 
     async def _delete(self, key: str, *, if_version: str | None) -> None:
         kwargs: dict[str, Any] = {}
         if if_version is not None:
             kwargs["IfMatch"] = if_version
-        await self._client.delete_object(Bucket=self.bucket, Key=key, **kwargs)
+        await self._request(self._client.delete_object, Bucket=self.bucket, Key=key, **kwargs)
 
     async def _list_page(self, prefix: str, *, page_size: int, token: str | None) -> Page:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "Delimiter": "/"}
         kwargs["MaxKeys"] = page_size
         if token:
             kwargs["ContinuationToken"] = token
-        response = await self._client.list_objects_v2(**kwargs)
+        response = await self._request(self._client.list_objects_v2, **kwargs)
         objects = [
             ListedObject(obj["Key"], obj.get("LastModified"), obj.get("ETag"), obj.get("Size"))
             for obj in response.get("Contents", [])
@@ -312,6 +359,11 @@ class S3SessionStore(ClientStore):
     def __repr__(self) -> str:
         endpoint = f", endpoint_url={self.endpoint_url!r}" if self.endpoint_url else ""
         return f"S3SessionStore({self.bucket!r}, prefix={self.prefix!r}{endpoint})"
+
+
+def _check_client(client: Any) -> None:
+    """Check the endpoint and region a client got from the environment or a profile."""
+    _check_endpoint_and_region(client.meta.endpoint_url, client.meta.region_name)
 
 
 def _check_endpoint_and_region(endpoint_url: Any, region_name: Any) -> None:
