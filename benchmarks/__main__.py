@@ -7,13 +7,11 @@ and benchmarks/chart.png.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime
 import importlib.util
 import os
 import platform
-import sys
 import time
 from importlib import metadata
 from typing import Any
@@ -41,19 +39,15 @@ PACKAGES = (
 )
 
 
-def _say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 async def _cloud(
     emulators: dict[str, Emulator], rounds: int, counts: dict[str, int]
 ) -> dict[str, Any]:
     cells: list[ops.Cell] = []
     requests = {}
     for provider, emulator in emulators.items():
-        _say(f"{provider}: CPU and throughput")
-        cells += await ops.measure(provider, emulator, rounds=rounds, ops=counts, progress=_say)
-        _say(f"{provider}: requests per operation")
+        ops.say(f"{provider}: CPU and throughput")
+        cells += await ops.measure(provider, emulator, rounds=rounds, ops=counts, progress=ops.say)
+        ops.say(f"{provider}: requests per operation")
         requests[provider] = await request_counts.count(provider, emulator)
     return {"cells": cells, "requests": requests}
 
@@ -65,18 +59,7 @@ async def _cleanup_cold(emulators: dict[str, Emulator]) -> None:
 
 def main() -> None:
     """Run it all and write the report."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds, smaller batches")
-    parser.add_argument(
-        "--providers", default="s3,gcs,azure", help="comma-separated subset of s3,gcs,azure"
-    )
-    parser.add_argument(
-        "--bucket",
-        default="sessionstore-bench",
-        help="bucket/container to use on every emulator, created if missing (default:"
-        " %(default)s, apart from the tests' bucket, whose leftovers slow fake-gcs-server)",
-    )
-    args = parser.parse_args()
+    args = ops.cloud_arguments(__doc__.split("\n")[0])
     emulators = ops.prepare_emulators(args.providers, args.bucket)
     rounds = 2 if args.quick else 10
     counts = {"10 KB": 40, "1 MB": 8} if args.quick else {"10 KB": 150, "1 MB": 40}
@@ -84,23 +67,25 @@ def main() -> None:
     results = asyncio.run(_cloud(emulators, rounds, counts))
     if importlib.util.find_spec("agents") is not None:  # the openai-agents extra
         results["agents"] = asyncio.run(
-            openai_agents.run(emulators, rounds=rounds, ops=5 if args.quick else 20, progress=_say)
+            openai_agents.run(
+                emulators, rounds=rounds, ops=5 if args.quick else 20, progress=ops.say
+            )
         )
     else:
-        _say("OpenAI Agents SDK sessions: skipped (pip install -e '.[openai-agents]')")
+        ops.say("OpenAI Agents SDK sessions: skipped (pip install -e '.[openai-agents]')")
     results["calls"] = []
     for provider, emulator in emulators.items():
-        _say(f"{provider}: function calls per operation")
+        ops.say(f"{provider}: function calls per operation")
         results["calls"] += calls.count(provider, emulator, ops=20 if args.quick else 40)
-    _say("codecs")
+    ops.say("codecs")
     results["codecs"] = codec_table.table(repeats=3 if args.quick else 7)
-    _say("cold start")
+    ops.say("cold start")
     repeats = 3 if args.quick else 7
     results["coldstart"] = {
         "import": coldstart.import_cost(repeats),
         "provider_imports": {p: coldstart.provider_imports(p, repeats) for p in emulators},
     }
-    results["serverless"] = serverless.measure(emulators, args.quick, _say)
+    results["serverless"] = serverless.measure(emulators, args.quick, ops.say)
     asyncio.run(_cleanup_cold(emulators))
     results["env"] = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -120,7 +105,7 @@ def main() -> None:
     if os.path.exists(notes_file):
         with open(notes_file) as f:
             results["notes"] = f.read().splitlines()
-    _say(f"wrote {report.write(results, args.quick)}")
+    ops.say(f"wrote {report.write(results, args.quick)}")
 
 
 def _version(package: str) -> str:

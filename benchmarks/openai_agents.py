@@ -16,19 +16,16 @@ BENCHMARKS.md between its markers; ``python -m benchmarks`` includes it too.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime
 import os
 import statistics
-import sys
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.ops import Cell, prepare_emulators, purge, run_batch
+from benchmarks.ops import Cell, cloud_arguments, prepare_emulators, purge, run_batch, say
 from benchmarks.request_counts import _counted_store, _hook_own_client
 from sessionstore.testing import Emulator
 
@@ -252,16 +249,8 @@ async def run(
 
 def main() -> None:
     """Measure every provider and rewrite the section of BENCHMARKS.md."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds and operations")
-    parser.add_argument("--providers", default="s3,gcs,azure")
-    parser.add_argument("--bucket", default="sessionstore-bench")
-    args = parser.parse_args()
+    args = cloud_arguments(__doc__.split("\n")[0])
     emulators = prepare_emulators(args.providers, args.bucket)
-
-    def say(message: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
     rounds, ops = (2, 5) if args.quick else (10, 20)
     results = asyncio.run(run(emulators, rounds, ops, say))
     path = ROOT / "BENCHMARKS.md"

@@ -11,6 +11,7 @@ median is the headline and whose spread shows the noise of the machine.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import dataclasses
@@ -18,6 +19,7 @@ import gc
 import os
 import resource
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -166,6 +168,28 @@ async def measure(
                             getattr(cell, f"{name}_ops_s").append(ops_s)
                 cells += [save, load]
     return cells
+
+
+def say(message: str) -> None:
+    """Progress on stderr, with the time of day."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def cloud_arguments(description: str) -> argparse.Namespace:
+    """The command line every cloud benchmark takes: ``--quick``, ``--providers``,
+    ``--bucket`` (the bucket or container used on every emulator)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, smaller batches")
+    parser.add_argument(
+        "--providers", default="s3,gcs,azure", help="comma-separated subset of s3,gcs,azure"
+    )
+    parser.add_argument(
+        "--bucket",
+        default="sessionstore-bench",
+        help="bucket/container to use on every emulator, created if missing (default:"
+        " %(default)s, apart from the tests' bucket, whose leftovers slow fake-gcs-server)",
+    )
+    return parser.parse_args()
 
 
 def prepare_emulators(providers: str, bucket: str) -> dict[str, Emulator]:

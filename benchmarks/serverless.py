@@ -18,12 +18,10 @@ BENCHMARKS.md; ``python -m benchmarks`` includes them in the whole page.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import gc
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -32,7 +30,7 @@ from typing import Any
 
 from benchmarks import coldstart
 from benchmarks.handwritten import SYNC_BY_HAND
-from benchmarks.ops import SIZES, cpu_seconds, prepare_emulators, purge
+from benchmarks.ops import SIZES, cloud_arguments, cpu_seconds, prepare_emulators, purge, say
 from benchmarks.snapshots import agentick_snapshot
 from sessionstore import SyncSessionStore
 from sessionstore.testing import Emulator, emulator_store
@@ -253,16 +251,8 @@ def splice(page: str, lines: list[str]) -> str:
 
 def main() -> None:
     """Measure (a), (b), (c) and rewrite the Serverless section of BENCHMARKS.md."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds and operations")
-    parser.add_argument("--providers", default="s3,gcs,azure")
-    parser.add_argument("--bucket", default="sessionstore-bench")
-    args = parser.parse_args()
+    args = cloud_arguments(__doc__.split("\n")[0])
     emulators = prepare_emulators(args.providers, args.bucket)
-
-    def say(message: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
     lines = section(measure(emulators, args.quick, say))
     path = ROOT / "BENCHMARKS.md"
     path.write_text(splice(path.read_text(), lines))
