@@ -198,7 +198,7 @@ def section(results: dict[str, Any]) -> list[str]:
         f"### (b) Warm invocations through the sync API ({results['rounds']} rounds of"
         f" {ops['10 KB']} operations at 10 KB, {ops['1 MB']} at 1 MB)",
         "",
-        "Client CPU (user+sys, all threads, so the store's loop thread counts) per"
+        "Client CPU (user+sys, all threads, so any worker thread counts) per"
         " operation, one call at a time from the main thread: SyncSessionStore against the"
         " provider's sync SDK by hand.",
         "",
