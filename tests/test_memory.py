@@ -1,6 +1,7 @@
 """MemorySessionStore passes the contract; stores of one test share one dict."""
 
 import asyncio
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -299,3 +300,28 @@ async def test_if_absent_when_a_blocking_session_is_deleted_meanwhile(
         got = await store.load_versioned("s")
         assert got is not None and got.version == version and got.snapshot == snapshot(tick=2)
     assert store.puts == 2
+
+
+class TaggedJson:
+    """A serializer of another format: JSON behind a tag."""
+
+    content_type = "application/x-tagged-json"
+
+    def dumps(self, obj: Any) -> bytes:
+        return b"tagged:" + json.dumps(obj).encode()
+
+    def loads(self, data: bytes) -> Any:
+        if not data.startswith(b"tagged:"):
+            raise ValueError("no tag")
+        return json.loads(data[len(b"tagged:") :])
+
+
+async def test_an_injected_serializer_writes_and_reads() -> None:
+    store = MemorySessionStore(serializer=TaggedJson())
+    await store.save("s", snapshot())
+    assert store._objects["s.json"].body.startswith(b"tagged:{")
+    assert await store.load("s") == snapshot()
+    plain = MemorySessionStore()
+    plain._objects = store._objects
+    with pytest.raises(SnapshotDecodeError):
+        await plain.load("s")  # the default serializer reads JSON only

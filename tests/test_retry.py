@@ -6,7 +6,6 @@ test of the base class's retry logic, not of any SDK.
 
 import asyncio
 import math
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -78,14 +77,14 @@ async def test_exhausted_attempts_raise_unavailable() -> None:
 
 
 async def test_deadline_stops_retrying() -> None:
+    # 1000 attempts up to 10 ms apart take seconds: the 1 s deadline ends them first
+    # (no timed assertion: the count of attempts tells, however loaded the machine).
     store = FlakyStore(
-        10_000, retry=RetryPolicy(attempts=1000, base_delay=0.05, max_delay=0.05, deadline=0.3)
+        10_000, retry=RetryPolicy(attempts=1000, base_delay=0.01, max_delay=0.01, deadline=1)
     )
-    started = time.monotonic()
     with pytest.raises(StoreUnavailableError):
         await store.save("s", {"tick": 1})
-    assert time.monotonic() - started < 0.3 + 0.2
-    assert 2 < store.calls < 1000
+    assert 1 < store.calls < 1000
 
 
 async def test_access_errors_are_not_retried() -> None:
