@@ -19,9 +19,11 @@ import inspect
 import math
 import os
 import random
+import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 import warnings
 from collections import OrderedDict, defaultdict
@@ -1224,6 +1226,36 @@ class SyncStoreContract(StoreContract):
         assert (seen == {threading.get_ident()}) is self.on_callers_thread
         if self.on_callers_thread:
             assert threading.active_count() == threads  # no thread hop, no pool
+
+    def test_an_interrupted_call_ends_there(
+        self, make_sync: Callable[..., SyncSessionStore]
+    ) -> None:
+        # Ctrl-C (a signal handler raising) during a call ends the call: it must not
+        # resume inside the thread's next call and write after all.
+        store = make_sync()
+        wrapped = store.store
+        put = wrapped._put
+
+        async def slow(*args: Any, **kwargs: Any) -> str:
+            await asyncio.sleep(0.5)
+            return await put(*args, **kwargs)
+
+        def interrupt(*_: Any) -> None:
+            raise KeyboardInterrupt
+
+        wrapped._put = slow  # type: ignore[method-assign]
+        previous = signal.signal(signal.SIGALRM, interrupt)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0.1)
+            with pytest.raises(KeyboardInterrupt):
+                store.save("ghost", snapshot())
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        wrapped._put = put  # type: ignore[method-assign]
+        time.sleep(0.6)
+        store.save("other", snapshot())
+        assert not store.has("ghost")
 
     async def test_a_sync_call_from_async_code_still_works(
         self, make_sync: Callable[..., SyncSessionStore]

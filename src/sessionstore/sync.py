@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import contextvars
 import logging
 import os
@@ -93,11 +94,22 @@ def _run_here(coro: Coroutine[Any, Any, T]) -> T:
     own = _thread_loops.own
     if own is None:
         own = _thread_loops.own = _OwnLoop()
-    token = SYNC_CALL.set(True)  # the call's task copies the context, and so the mark
+    loop = own.loop
+    token = SYNC_CALL.set(True)
     try:
-        return own.loop.run_until_complete(coro)
+        task = loop.create_task(coro)  # it copies the context, and so the mark
     finally:
         SYNC_CALL.reset(token)
+    try:
+        return loop.run_until_complete(task)
+    except BaseException:
+        # Interrupted (KeyboardInterrupt from a signal handler): the call must end
+        # here, not resume inside the thread's next call and write after all.
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                loop.run_until_complete(task)
+        raise
 
 
 class _LoopThread:
