@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -23,6 +24,7 @@ from sessionstore import (
     SnapshotDecodeError,
     StoreAccessError,
     StoreUnavailableError,
+    SyncSessionStore,
 )
 from tests.contract import AsyncStoreContract, MakeStore, SyncStoreContract, snapshot
 
@@ -401,3 +403,43 @@ async def test_one_listing_request_per_page(tmp_path: Path) -> None:
         m.setattr(os, "scandir", scans)
         assert len([i async for i in store.iter_ids(page_size=3)]) == 6
     assert scans.calls == 2  # a full last page needs no third read of the directory
+
+
+class Watched(FileSessionStore):
+    """Records the thread of each write and counts the sync client's opens and closes."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.writers: list[int] = []
+        self.opened = self.closed = 0
+
+    def _put_sync(self, key: str, body: bytes, if_version: str | None, if_absent: bool) -> str:
+        self.writers.append(threading.get_ident())
+        return super()._put_sync(key, body, if_version, if_absent)
+
+    def _open_sync(self) -> None:
+        self.opened += 1
+        super()._open_sync()
+
+    def _close_sync(self) -> None:
+        self.closed += 1
+
+
+async def test_async_calls_write_in_a_worker_thread(tmp_path: Path) -> None:
+    store = Watched(tmp_path)
+    await store.save("s", snapshot())
+    assert store.writers and threading.get_ident() not in store.writers  # never the loop's
+
+
+def test_sync_calls_write_on_the_callers_thread_and_open_once(tmp_path: Path) -> None:
+    store = Watched(tmp_path)
+    sync = SyncSessionStore(store)
+    for i in range(3):
+        sync.save("s", snapshot(tick=i))
+    assert store.writers == [threading.get_ident()] * 3
+    assert (store.opened, store.closed) == (1, 0)
+    sync.close()
+    assert (store.opened, store.closed) == (1, 1)
+    assert sync.load("s") == snapshot(tick=2)  # opens again after close
+    assert (store.opened, store.closed) == (2, 1)
+    sync.close()
