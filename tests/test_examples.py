@@ -81,16 +81,23 @@ def invoke_lambda(handler: Callable[..., dict[str, Any]], session_id: str, text:
     return handler({"session_id": session_id, "message": text}, LambdaContext())
 
 
-def test_lambda_handler_over_many_invocations(
+@pytest.fixture
+def lambda_on_s3(
     deployed: Callable[[str, str], ModuleType],
     localstack_s3: Emulator,
     make_s3_store: MakeStore,
     unique_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
+) -> Callable[[str], ModuleType]:
+    """Deploy a Lambda example (``aws_lambda/<name>``) against LocalStack."""
+    url = cloud("s3", localstack_s3, unique_prefix, monkeypatch)
+    return lambda name: deployed(f"aws_lambda/{name}", url)
+
+
+def test_lambda_handler_over_many_invocations(
+    lambda_on_s3: Callable[[str], ModuleType],
 ) -> None:
-    example = deployed(
-        "aws_lambda/handler.py", cloud("s3", localstack_s3, unique_prefix, monkeypatch)
-    )
+    example = lambda_on_s3("handler.py")
     clients = set()
     for i in range(1, 31):
         result = invoke_lambda(example.handler, f"s{i % 3}", f"hello {i}")
@@ -111,14 +118,9 @@ def test_lambda_handler_over_many_invocations(
 
 
 def test_async_lambda_handler_runs_a_new_event_loop_per_invocation(
-    deployed: Callable[[str, str], ModuleType],
-    localstack_s3: Emulator,
-    make_s3_store: MakeStore,
-    unique_prefix: str,
-    monkeypatch: pytest.MonkeyPatch,
+    lambda_on_s3: Callable[[str], ModuleType],
 ) -> None:
-    url = cloud("s3", localstack_s3, unique_prefix, monkeypatch)
-    example = deployed("aws_lambda/handler_async.py", url)
+    example = lambda_on_s3("handler_async.py")
     for i in range(1, 31):
         result = invoke_lambda(example.handler, f"s{i % 3}", f"hello {i}")
         assert result["statusCode"] == 200 and result["tick"] == (i + 2) // 3
@@ -126,15 +128,9 @@ def test_async_lambda_handler_runs_a_new_event_loop_per_invocation(
 
 
 def test_lambda_deadline_comes_back_in_time(
-    deployed: Callable[[str, str], ModuleType],
-    localstack_s3: Emulator,
-    make_s3_store: MakeStore,
-    unique_prefix: str,
-    monkeypatch: pytest.MonkeyPatch,
+    lambda_on_s3: Callable[[str], ModuleType],
 ) -> None:
-    example = deployed(
-        "aws_lambda/handler.py", cloud("s3", localstack_s3, unique_prefix, monkeypatch)
-    )
+    example = lambda_on_s3("handler.py")
     from sessionstore import StoreUnavailableError
 
     with pytest.raises(StoreUnavailableError, match="deadline"):

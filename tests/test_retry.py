@@ -179,18 +179,24 @@ async def test_waits_grow_from_the_base_delay_up_to_the_cap(
     assert all(0 <= wait <= bound for wait, bound in zip(waits, bounds, strict=True)), waits
 
 
+class LostResponse(FlakyStore):
+    """Every write lands; the response of write number ``lost`` is lost."""
+
+    def __init__(self, lost: int, **options: Any) -> None:
+        super().__init__(0, **options)
+        self.lost = lost
+
+    async def _put(self, key: str, body: bytes, **kw: Any) -> str:
+        self.calls += 1
+        version = await MemorySessionStore._put(self, key, body, **kw)
+        if self.calls == self.lost:
+            raise Flaky("response lost after the write landed")
+        return version
+
+
 async def test_lost_create_response_is_a_success() -> None:
     """A create-only write whose response was lost, then retried, reports success."""
-
-    class LostResponse(FlakyStore):
-        async def _put(self, key: str, body: bytes, **kw: Any) -> str:
-            self.calls += 1
-            version = await MemorySessionStore._put(self, key, body, **kw)
-            if self.calls == 1:
-                raise Flaky("response lost after the write landed")
-            return version
-
-    store = LostResponse(0, retry=FAST)
+    store = LostResponse(1, retry=FAST)
     version = await store.save("s", {"tick": 1}, if_absent=True)
     assert store.calls == 2
     got = await store.load_versioned("s")
@@ -199,16 +205,7 @@ async def test_lost_create_response_is_a_success() -> None:
 
 async def test_lost_if_version_response_is_a_success() -> None:
     """A conditional write whose response was lost, then retried, recognises its own write."""
-
-    class LostResponse(FlakyStore):
-        async def _put(self, key: str, body: bytes, **kw: Any) -> str:
-            self.calls += 1
-            version = await MemorySessionStore._put(self, key, body, **kw)
-            if self.calls == 2:
-                raise Flaky("response lost after the write landed")
-            return version
-
-    store = LostResponse(0, retry=FAST)
+    store = LostResponse(2, retry=FAST)
     v1 = await store.save("s", {"tick": 1})
     v2 = await store.save("s", {"tick": 2}, if_version=v1)
     assert store.calls == 3
