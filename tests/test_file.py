@@ -1,14 +1,18 @@
 """FileSessionStore passes the contract, plus what only files have."""
 
 import asyncio
+import contextlib
 import errno
+import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -216,12 +220,286 @@ async def test_a_version_never_repeats_when_the_clock_stands_still(
     assert got is not None and got.version == versions[2]
 
 
-async def test_session_files_are_not_executable(tmp_path: Path) -> None:
-    mask = os.umask(0)
-    os.umask(mask)
+@contextlib.contextmanager
+def _umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _modes(top: Path) -> dict[str, int]:
+    """The permission bits of ``top`` and everything under it, by relative path."""
+    paths = [top, *top.rglob("*")]
+    return {str(p.relative_to(top)): stat.S_IMODE(p.lstat().st_mode) for p in paths}
+
+
+def _expected(top: Path, files: int, directories: int) -> dict[str, int]:
+    return {
+        str(p.relative_to(top)): directories if p.is_dir() else files
+        for p in [top, *top.rglob("*")]
+    }
+
+
+LONG_ID = "x" * 300  # a segment directory
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o000, 0o077], ids=["umask022", "umask000", "umask077"])
+async def test_what_the_store_creates_is_private_whatever_the_umask(
+    tmp_path: Path, mask: int
+) -> None:
+    os.chmod(tmp_path, 0o755)  # an existing directory: the store leaves it as it is
+    top = tmp_path / "new"  # the root's parent is the store's too
+    with _umask(mask):
+        store = FileSessionStore(top / "root", prefix="p/")
+        for session_id in ("s", LONG_ID):
+            await store.save(session_id, snapshot())
+            await store.save(session_id, snapshot(tick=2))  # a replacing save too
+    modes = _modes(top)
+    assert modes == _expected(top, 0o600, 0o700)
+    assert {"root/p/s.json", "root/p/.sessionstore.lock"} <= modes.keys()
+    assert f"root/p/{'x' * 250}+/.sessionstore.lock" in modes  # a segment directory's lock
+    assert stat.S_IMODE(os.stat(tmp_path).st_mode) == 0o755
+
+
+@pytest.mark.parametrize(
+    ("file_mode", "directory_mode"), [(0o660, 0o770), (0o640, 0o750), (0o606, 0o707)]
+)
+@pytest.mark.parametrize("mask", [0o022, 0o077], ids=["umask022", "umask077"])
+async def test_file_mode_is_set_exactly_whatever_the_umask(
+    tmp_path: Path, mask: int, file_mode: int, directory_mode: int
+) -> None:
+    # The operator asked for these bits: under the usual umask 022, 0o660 must not
+    # silently become 0o640 (the group could read but not save).
+    top = tmp_path / "new"
+    with _umask(mask):
+        store = FileSessionStore(top / "root", prefix="p/", file_mode=file_mode)
+        for session_id in ("s", LONG_ID):
+            await store.save(session_id, snapshot())
+    assert store.file_mode == file_mode
+    assert _modes(top) == _expected(top, file_mode, directory_mode)
+    assert len(_modes(top)) == 8  # new, root, p, segment; 2 sessions, 2 locks
+
+
+async def test_a_save_keeps_the_mode_of_the_file_it_replaces(tmp_path: Path) -> None:
+    path = tmp_path / "p" / "s.json"
+    with _umask(0o077):
+        private = FileSessionStore(tmp_path, prefix="p/")
+        shared = FileSessionStore(tmp_path, prefix="p/", file_mode=0o660)
+        for store, chmod, kept in [
+            (private, 0o640, 0o640),  # wider than the umask allows new files: kept exactly
+            (shared, 0o600, 0o600),  # an operator's chmod 600 is not undone
+            (private, 0o755, 0o644),  # never executable
+            (shared, 0o444, 0o444),
+        ]:
+            await store.save("s", snapshot())
+            path.chmod(chmod)
+            await store.save("s", snapshot(tick=2))
+            assert stat.S_IMODE(path.stat().st_mode) == kept, oct(chmod)
+            path.chmod(0o600)
+            await store.delete("s")
+    # A new file takes the store's mode again.
+    await shared.save("s", snapshot())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o660
+
+
+async def test_a_leftover_temporary_file_lends_the_new_file_nothing(tmp_path: Path) -> None:
     store = FileSessionStore(tmp_path)
+    await store.save("other", snapshot())  # the directory and its lock exist
+    leftover = tmp_path / ".sessionstore.tmp"  # a killed writer's, an earlier version's mode
+    leftover.write_bytes(b"{}")
+    leftover.chmod(0o644)
     await store.save("s", snapshot())
-    assert stat.S_IMODE((tmp_path / "s.json").stat().st_mode) == 0o644 & ~mask
+    assert stat.S_IMODE((tmp_path / "s.json").stat().st_mode) == 0o600
+    assert not leftover.exists()
+
+
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [
+        (0o777, "nobody execute"),
+        (0o700, "nobody execute"),
+        (0o4600, "nobody execute"),
+        (0o1660, "nobody execute"),
+        (0o2660, "nobody execute"),
+        (0o400, "the owner must read and write"),
+        (0o200, "the owner must read and write"),
+        (0o620, "write without read"),
+        (0o602, "write without read"),
+        (-0o600, "the owner must read and write"),
+        (660, "write 0o660 for the octal mode 660"),
+        ("660", "must be an int"),
+        (True, "must be an int"),
+        (0o660 + 0.0, "must be an int"),
+    ],
+)
+def test_file_mode_is_validated(tmp_path: Path, bad: Any, problem: str) -> None:
+    from sessionstore import StoreConfigError
+
+    with pytest.raises(StoreConfigError, match=r"^file_mode must be .*0o6GO with G and O") as info:
+        FileSessionStore(tmp_path, file_mode=bad)
+    assert problem in str(info.value)
+    assert "0o600, the default, 0o640 or 0o660" in str(info.value)
+
+
+def test_the_file_modes_it_takes(tmp_path: Path) -> None:
+    taken = [mode for mode in range(0o1000) if _takes(tmp_path, mode)]
+    assert taken == [0o600, 0o604, 0o606, 0o640, 0o644, 0o646, 0o660, 0o664, 0o666]
+    assert FileSessionStore(tmp_path).file_mode == 0o600
+
+
+def _takes(root: Path, mode: int) -> bool:
+    from sessionstore import StoreConfigError
+
+    try:
+        FileSessionStore(root, file_mode=mode)
+    except StoreConfigError:
+        return False
+    return True
+
+
+# Two users of one group, the store's files in a directory they share. The tests run as
+# root: a root process imports everything, then forks one child per step that drops to
+# the step's user (os.setgroups/setgid/setuid; no account in /etc needed).
+_AS_USERS = """
+import json, os, sys, tempfile, traceback
+from sessionstore import open_store_sync
+
+url, users, steps = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+
+def run(store, op, *args):
+    if op == "save":
+        store.save(args[0], args[1])
+    elif op == "update":
+        store.save(args[0], args[1], if_version=store.load_versioned(args[0]).version)
+    elif op == "delete":
+        store.delete(args[0])
+    elif op == "load":
+        return store.load(args[0])
+    elif op == "list":
+        return sorted(store.list())
+
+def warm_up():  # every import a step needs, while this process can still read them
+    with tempfile.TemporaryDirectory() as scratch:
+        with open_store_sync(f"file:{scratch}?file_mode=660&prefix=p/") as store:
+            for op in (["save", "x" * 300, {}], ["update", "x" * 300, {}], ["load", "x" * 300],
+                       ["list"], ["delete", "x" * 300]):
+                run(store, *op)
+
+warm_up()
+results = []
+for user, ops in steps:
+    uid, gid, groups = users[user]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            os.setgroups(groups)
+            os.setgid(gid)
+            os.setuid(uid)
+            os.umask(0o022)
+            with open_store_sync(url) as store:
+                out = [run(store, *op) for op in ops]
+            code = 0
+        except BaseException as exc:
+            out, code = f"{user}: {type(exc).__name__}: {exc}", 1
+        os.write(write, json.dumps(out).encode())
+        os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        results.append(json.loads(pipe.read()))
+    os.waitpid(pid, 0)
+print(json.dumps(results))
+"""
+
+SHARED, UID_A, UID_B = 61000, 61001, 61002  # a group and two users no account has
+
+
+def as_users(url: str, users: dict[str, list[Any]], steps: list[Any]) -> list[Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", _AS_USERS, url, json.dumps(users), json.dumps(steps)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    return list(json.loads(done.stdout))
+
+
+@pytest.fixture
+def shared_directory() -> Iterator[Path]:
+    """A directory of root's that the group SHARED may write, outside root's own."""
+    if os.geteuid() != 0:
+        pytest.skip("runs the store as two other users (os.setuid), which needs root")
+    top = Path(tempfile.mkdtemp(prefix="sessionstore-shared-"))
+    try:
+        os.chown(top, 0, SHARED)
+        top.chmod(0o770)
+        yield top
+    finally:
+        shutil.rmtree(top)
+
+
+A = {"by": "A"}
+B = {"by": "B"}
+A2 = {"by": "A", "again": True}
+
+
+@pytest.mark.parametrize(
+    "groups",
+    [
+        # Both users' primary group is the shared one.
+        {"A": [UID_A, SHARED, []], "B": [UID_B, SHARED, []]},
+        # Each has a group of their own, the shared one as a supplementary group; the
+        # directory's set-group-id bit gives what it holds the shared group.
+        {"A": [UID_A, UID_A, [SHARED]], "B": [UID_B, UID_B, [SHARED]]},
+    ],
+    ids=["primary-group", "supplementary-group-setgid-directory"],
+)
+def test_two_users_of_one_group_both_save_and_load(
+    shared_directory: Path, groups: dict[str, list[Any]]
+) -> None:
+    setgid = groups["A"][1] != SHARED
+    if setgid:
+        shared_directory.chmod(0o2770)
+    url = f"file:{shared_directory}/sessions?file_mode=660&prefix=team/"
+    steps = [
+        ("A", [["save", "s1", A], ["save", LONG_ID, A]]),
+        ("B", [["load", "s1"], ["update", "s1", B], ["save", "s2", B], ["update", LONG_ID, B]]),
+        ("A", [["load", "s1"], ["update", "s1", A2], ["load", "s2"], ["delete", "s2"]]),
+        ("A", [["update", LONG_ID, A2], ["list"]]),
+        ("B", [["load", "s1"], ["load", LONG_ID], ["delete", "s1"], ["list"]]),
+    ]
+    assert as_users(url, groups, steps) == [
+        [None, None],
+        [A, None, None, None],
+        [B, None, B, None],
+        [None, ["s1", LONG_ID]],
+        [A2, A2, None, [LONG_ID]],
+    ]
+    top = shared_directory / "sessions"
+    directory = 0o770 | (stat.S_ISGID if setgid else 0)
+    assert _modes(top) == _expected(top, 0o660, directory)
+    assert len(_modes(top)) == 6  # sessions, team, segment; a session, 2 locks
+    assert {p.stat().st_gid for p in [top, *top.rglob("*")]} == {SHARED}
+    owners = {str(p.relative_to(top)): p.stat().st_uid for p in top.rglob("*")}
+    assert owners[f"team/{'x' * 250}+/{'x' * 50}.json"] == UID_A  # A saved it last
+
+
+def test_a_lock_file_another_user_left_0644_still_locks(shared_directory: Path) -> None:
+    # An earlier version created the lock 0644 and opened it read-write: the group's
+    # second user got StoreAccessError on every save.
+    url = f"file:{shared_directory}/sessions?file_mode=660"
+    users = {"A": [UID_A, SHARED, []], "B": [UID_B, SHARED, []]}
+    assert as_users(url, users, [("A", [["save", "s", A]])]) == [[None]]
+    lock = shared_directory / "sessions" / ".sessionstore.lock"
+    lock.chmod(0o644)
+    steps = [("B", [["update", "s", B], ["save", "t", B], ["delete", "s"], ["list"]])]
+    assert as_users(url, users, steps) == [[None, None, None, ["t"]]]
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o644
 
 
 async def test_a_longer_leftover_of_a_killed_write_is_overwritten(tmp_path: Path) -> None:
@@ -443,3 +721,17 @@ def test_sync_calls_write_on_the_callers_thread_and_open_once(tmp_path: Path) ->
     assert sync.load("s") == snapshot(tick=2)  # opens again after close
     assert (store.opened, store.closed) == (2, 1)
     sync.close()
+
+
+async def test_a_privileged_save_keeps_the_owner_and_group_it_replaces(tmp_path: Path) -> None:
+    # root (a maintenance job, `sessionstore put`) saving over a user's private session
+    # must not take it away from that user.
+    if os.geteuid() != 0:
+        pytest.skip("gives files to another user (os.chown), which needs root")
+    store = FileSessionStore(tmp_path)
+    await store.save("s", snapshot())
+    path = tmp_path / "s.json"
+    os.chown(path, UID_A, SHARED)
+    await store.save("s", snapshot(tick=2))
+    st = path.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (UID_A, SHARED, 0o600)

@@ -46,6 +46,55 @@ def test_file_urls_and_common_options(tmp_path: Path) -> None:
     assert open_store("file:relative/dir").root == Path.cwd() / "relative/dir"  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("value", ["660", "0660", "0o660", "0O660"])
+def test_file_mode_is_an_octal_url_parameter(tmp_path: Path, value: str) -> None:
+    store = open_store(f"file:{tmp_path}?file_mode={value}")
+    assert isinstance(store, FileSessionStore) and store.file_mode == 0o660
+    assert open_store(f"file:{tmp_path}").file_mode == 0o600  # type: ignore[attr-defined]
+    keyword = open_store(f"file:{tmp_path}?file_mode={value}", file_mode=0o640)
+    assert keyword.file_mode == 0o640  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "777",
+        "755",
+        "700",
+        "620",
+        "400",
+        "4660",
+        "1660",
+        "66",
+        "6600",
+        "abc",
+        "6_60",
+        "+660",
+        "%20660",
+        "0x1b0",
+        "0o0o660",
+        "432",
+        "\uff16\uff16\uff10",  # fullwidth digits
+    ],
+)
+def test_a_bad_file_mode_names_the_parameter_and_the_modes_it_takes(
+    tmp_path: Path, value: str
+) -> None:
+    url = f"file:{tmp_path}?file_mode={value}"
+    with pytest.raises(StoreConfigError) as info:
+        open_store(url)
+    assert str(info.value) == (
+        f"bad value for parameter 'file_mode' in 'file:{tmp_path}': expected an octal mode"
+        " 6GO with G and O each 0, 4 or 6 (600, 640, 660)"
+    )
+
+
+def test_file_mode_is_a_file_store_parameter() -> None:
+    with pytest.raises(StoreConfigError, match="unknown parameter 'file_mode'"):
+        open_store("memory://?file_mode=600")
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [

@@ -27,6 +27,17 @@ modification time strictly above the one it replaces, so a token is never reused
 one path. Blocking file I/O runs in worker threads, never on the event loop; a call
 through the sync API does it on the caller's thread (``flock`` locks exclude the
 threads of one process too: each opens the lock file itself).
+
+Modes. What the store creates (session, lock and temporary files, directories) is
+private by default: files 0600 and directories 0700, created with that mode, so the
+umask can only take bits away. ``file_mode`` (0o6GO, G and O each 0, 4 or 6) shares
+deliberately: files get exactly that mode, directories the matching search bits
+(0o660: 0o770), whatever the umask, as git's ``core.sharedRepository=0660`` does
+(under the usual umask 022 a 0o660 would otherwise become 0o640 and lock the group
+out). A save keeps the mode of the file it replaces (its read and write bits,
+exactly), and its group and owner where the writer may set them. The lock file is
+opened read-only where the writer may not write it (``flock`` needs no write
+access), so one left 0644 by another user locks the directory for everyone.
 """
 
 from __future__ import annotations
@@ -35,11 +46,13 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
+import stat
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Unpack
+from typing import Any, ClassVar, Unpack
 
 from sessionstore.base import ObjectSessionStore
 from sessionstore.errors import StoreConfigError
@@ -57,6 +70,7 @@ from sessionstore.provider import (
     _PreconditionFailed,
     _Transient,
 )
+from sessionstore.urlparams import UrlParams
 
 __all__ = ["FileSessionStore"]
 
@@ -66,6 +80,46 @@ _NAME_MAX = 255  # bytes in a file name on Linux and macOS file systems
 _SEGMENT = _NAME_MAX - len(SUFFIX)  # characters of a long name per directory
 _SEGMENT_MARK = "+"  # ends a segment directory; encode() never writes it
 _MAX_SEGMENTS = 4  # a 1024-byte key needs 4 (a 1019-character name); deeper is not ours
+
+
+_DEFAULT_MODE = 0o600
+_MODES = "0o6GO with G and O each 0, 4 or 6 (e.g. 0o600, the default, 0o640 or 0o660)"
+
+
+def _mode_problem(mode: int) -> str | None:
+    """Why ``mode`` is not a session file mode, or None: owner rw, no w without r."""
+    if mode & ~0o666 or mode & 0o600 != 0o600:
+        return "the owner must read and write, and nobody execute"
+    if any(mode >> shift & 0o6 == 0o2 for shift in (0, 3)):
+        return "write without read is no use"
+    return None
+
+
+def _check_file_mode(mode: object) -> int | None:
+    """``mode`` if it is None or a session file mode, else StoreConfigError."""
+    if mode is None:
+        return None
+    if not isinstance(mode, int) or isinstance(mode, bool):
+        raise StoreConfigError(f"file_mode must be an int, {_MODES}, not {mode!r}")
+    problem = _mode_problem(mode)
+    if problem is not None:
+        if re.fullmatch(r"6[0-7]{2}", str(mode)) and not _mode_problem(int(str(mode), 8)):
+            problem += f"; write 0o{mode} for the octal mode {mode}"
+        raise StoreConfigError(f"file_mode must be {_MODES}, not {oct(mode)} ({problem})")
+    return mode
+
+
+def octal_mode(value: str) -> int:
+    """A URL's ``file_mode``: three octal digits 6GO (``660``; also ``0660``, ``0o660``)."""
+    digits = value[2:] if value[:2].lower() == "0o" else value
+    if not re.fullmatch(r"0?[0-7]{3}", digits) or _mode_problem(int(digits, 8)) is not None:
+        raise ValueError("expected an octal mode 6GO with G and O each 0, 4 or 6 (600, 640, 660)")
+    return int(digits, 8)
+
+
+def _directory_mode(file_mode: int) -> int:
+    """The directories of ``file_mode``: a search bit for each read bit (0o660: 0o770)."""
+    return file_mode | (file_mode & 0o444) >> 2
 
 
 def _version(st: os.stat_result) -> str:
@@ -113,27 +167,60 @@ def _walk(directory: str, stem: str, depth: int) -> Iterator[tuple[str, os.stat_
             continue  # deleted while listing
 
 
+def _keep_owner(fd: int, replaced: os.stat_result) -> None:
+    """Give the new file the replaced one's owner and group, as far as we may."""
+    mine = os.fstat(fd)
+    uid = -1 if replaced.st_uid == mine.st_uid else replaced.st_uid
+    gid = -1 if replaced.st_gid == mine.st_gid else replaced.st_gid
+    if uid == gid == -1:
+        return
+    try:
+        os.fchown(fd, uid, gid)  # both: only a privileged writer
+    except PermissionError:
+        if uid != -1 and gid != -1:
+            with contextlib.suppress(PermissionError):
+                os.fchown(fd, -1, gid)  # a group the writer belongs to
+
+
 class FileSessionStore(ObjectSessionStore):
     """Sessions as files under ``root`` (created on first use).
 
     Accepts every id whose key fits in 1024 bytes, as the cloud stores do (the module
     docstring describes how long names are laid out).
 
+    What it creates is private (files 0600, directories 0700; the umask can only narrow
+    that). ``file_mode`` shares deliberately: ``0o640`` or ``0o660`` (owner read-write,
+    group and others each nothing, read, or read-write) is set exactly whatever the
+    umask, and directories get the matching search bits (0o660: 0o770). A save keeps
+    the mode of the file it replaces.
+
     Raises:
-        StoreConfigError: ``root`` is not a path, or a base option is bad.
+        StoreConfigError: ``root`` is not a path, ``file_mode`` is not such a mode,
+            or a base option is bad.
     """
 
     client_follows_loop = False  # no client: worker threads of the running loop
 
     provider = "file"
+    url_params: ClassVar[UrlParams] = {"file_mode": octal_mode}
 
     def __init__(
-        self, root: str | os.PathLike[str], *, prefix: str = "", **options: Unpack[StoreOptions]
+        self,
+        root: str | os.PathLike[str],
+        *,
+        prefix: str = "",
+        file_mode: int | None = None,
+        **options: Unpack[StoreOptions],
     ) -> None:
         super().__init__(prefix=prefix, **options)
         if not isinstance(root, str | os.PathLike) or not os.fspath(root):
             raise StoreConfigError(f"root must be a directory path, not {root!r}")
         self.root = Path(root).expanduser().absolute()
+        explicit = _check_file_mode(file_mode)
+        #: The mode of new files (0o600 unless given); directories get its search bits.
+        self.file_mode = _DEFAULT_MODE if explicit is None else explicit
+        # An explicit mode is set exactly; the default one is narrowed by the umask.
+        self._exact = explicit is not None
 
     @classmethod
     def _url_arguments(
@@ -171,15 +258,61 @@ class FileSessionStore(ObjectSessionStore):
         await self._blocking(self._open_sync)
 
     def _open_sync(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._make_directories(self.root)
 
     def _path(self, key: str) -> Path:
         return self.root / _relative_path(key)
 
+    def _make_directories(self, directory: Path) -> None:
+        """Create ``directory`` and its missing parents with the directory mode.
+
+        Only directories this call creates get the mode; existing ones keep theirs.
+        """
+        missing: list[Path] = []
+        while not directory.is_dir():
+            missing.append(directory)
+            if directory.parent == directory:
+                break
+            directory = directory.parent
+        mode = _directory_mode(self.file_mode)
+        for path in reversed(missing):
+            try:
+                os.mkdir(path, mode)
+            except FileExistsError:
+                continue  # another writer made it: its mode is that writer's
+            if self._exact:
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+                try:  # keep the set-group-id bit a shared parent directory passed on
+                    os.fchmod(fd, mode | os.fstat(fd).st_mode & stat.S_ISGID)
+                finally:
+                    os.close(fd)
+
+    def _create(self, path: Path, flags: int, mode: int, exact: bool) -> int:
+        """A new file at ``path`` (``O_EXCL``), never wider than ``mode`` meanwhile."""
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        if exact:
+            try:
+                os.fchmod(fd, mode)
+            except BaseException:
+                os.close(fd)
+                raise
+        return fd
+
+    def _open_lock(self, directory: Path) -> int:
+        path = directory / _LOCK_NAME
+        try:
+            return self._create(path, os.O_RDWR, self.file_mode, self._exact)
+        except FileExistsError:
+            pass
+        try:
+            return os.open(path, os.O_RDWR)
+        except PermissionError:  # another user's lock file: flock needs no write access
+            return os.open(path, os.O_RDONLY)
+
     @contextlib.contextmanager
     def _locked(self, directory: Path) -> Iterator[None]:
         """Hold the lock of ``directory``, the one that holds the object file."""
-        fd = os.open(directory / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._open_lock(directory)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -188,7 +321,7 @@ class FileSessionStore(ObjectSessionStore):
 
     def _put_sync(self, key: str, body: bytes, if_version: str | None, if_absent: bool) -> str:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._make_directories(path.parent)
         with self._locked(path.parent):
             try:
                 current: os.stat_result | None = os.stat(path)
@@ -201,8 +334,15 @@ class FileSessionStore(ObjectSessionStore):
             # Strictly after the replaced file's time: a version token never repeats.
             mtime = max(time.time_ns(), current.st_mtime_ns + 1 if current else 0)
             tmp = path.parent / _TMP_NAME
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)  # a killed writer's, with its mode and owner: not reused
+            if current is None:
+                fd = self._create(tmp, os.O_WRONLY, self.file_mode, self._exact)
+            else:  # the replaced file's mode (read and write bits), exactly
+                fd = self._create(tmp, os.O_WRONLY, stat.S_IMODE(current.st_mode) & 0o666, True)
             try:
+                if current is not None:
+                    _keep_owner(fd, current)
                 with open(fd, "wb", closefd=False) as f:
                     f.write(body)
                 os.utime(fd, ns=(mtime, mtime))
