@@ -282,6 +282,54 @@ async def test_file_mode_is_set_exactly_whatever_the_umask(
     assert len(_modes(top)) == 8  # new, root, p, segment; 2 sessions, 2 locks
 
 
+def test_a_shared_directory_is_never_seen_narrowed_by_the_umask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another group member creating a file in a directory seen at 0o750 (umask 022)
+    # would be refused: a directory appears under its name with its final mode.
+    sync = SyncSessionStore(FileSessionStore(tmp_path / "root", prefix="p/", file_mode=0o660))
+    seen: list[tuple[str, int]] = []
+    real_open = os.open
+
+    def watching(path: Any, *args: Any, **kwargs: Any) -> int:
+        for directory in [tmp_path, *tmp_path.rglob("*")]:
+            if directory.is_dir() and not directory.name.startswith(".sessionstore."):
+                seen.append((directory.name, stat.S_IMODE(directory.stat().st_mode)))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", watching)
+    with _umask(0o022):
+        sync.save("s", snapshot())
+        sync.save(LONG_ID, snapshot())
+    monkeypatch.undo()
+    assert {name for name, _ in seen} == {tmp_path.name, "root", "p", "x" * 250 + "+"}
+    assert {mode for name, mode in seen if name != tmp_path.name} == {0o770}
+    sync.close()
+
+
+def test_a_directory_another_writer_made_meanwhile_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileSessionStore(tmp_path, prefix="p/", file_mode=0o660)
+    sync = SyncSessionStore(store)
+    sync.save("s", snapshot())
+    mkdtemp = tempfile.mkdtemp
+    target = tmp_path / "p" / ("x" * 250 + "+")
+
+    def racing(*args: Any, **kwargs: Any) -> str:
+        target.mkdir(mode=0o700)  # the other writer's, already holding its lock file
+        (target / ".sessionstore.lock").touch()
+        return mkdtemp(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", racing)
+    sync.save(LONG_ID, snapshot())
+    monkeypatch.undo()
+    assert sync.load(LONG_ID) == snapshot()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700  # the other writer's mode
+    assert sorted(os.listdir(tmp_path / "p")) == [".sessionstore.lock", "s.json", target.name]
+    sync.close()
+
+
 async def test_a_save_keeps_the_mode_of_the_file_it_replaces(tmp_path: Path) -> None:
     path = tmp_path / "p" / "s.json"
     with _umask(0o077):

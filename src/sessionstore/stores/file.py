@@ -34,10 +34,12 @@ umask can only take bits away. ``file_mode`` (0o6GO, G and O each 0, 4 or 6) sha
 deliberately: files get exactly that mode, directories the matching search bits
 (0o660: 0o770), whatever the umask, as git's ``core.sharedRepository=0660`` does
 (under the usual umask 022 a 0o660 would otherwise become 0o640 and lock the group
-out). A save keeps the mode of the file it replaces (its read and write bits,
-exactly), and its group and owner where the writer may set them. The lock file is
-opened read-only where the writer may not write it (``flock`` needs no write
-access), so one left 0644 by another user locks the directory for everyone.
+out); such a directory is made under a temporary name and renamed into place with
+its mode, so nobody sees it narrowed. A save keeps the mode of the file it replaces
+(its read and write bits, exactly), and its group and owner where the writer may set
+them. The lock file is opened read-only where the writer may not write it (``flock``
+needs no write access), so one left 0644 by another user locks the directory for
+everyone.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ import fcntl
 import os
 import re
 import stat
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -76,6 +79,7 @@ __all__ = ["FileSessionStore"]
 
 _LOCK_NAME = ".sessionstore.lock"
 _TMP_NAME = ".sessionstore.tmp"
+_STAGING_PREFIX = ".sessionstore.mkdir-"  # a directory being made; never listed
 _NAME_MAX = 255  # bytes in a file name on Linux and macOS file systems
 _SEGMENT = _NAME_MAX - len(SUFFIX)  # characters of a long name per directory
 _SEGMENT_MARK = "+"  # ends a segment directory; encode() never writes it
@@ -182,6 +186,29 @@ def _keep_owner(fd: int, replaced: os.stat_result) -> None:
                 os.fchown(fd, -1, gid)  # a group the writer belongs to
 
 
+def _make_exact_directory(path: Path, mode: int) -> None:
+    """``path`` as a new directory of exactly ``mode``, or another writer's.
+
+    It is made under a temporary name, given its mode, then renamed into place, so it
+    is never seen narrowed by the umask: another user sharing it could not write there.
+    """
+    staging = tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=path.parent)
+    try:
+        fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:  # keep the set-group-id bit a shared parent directory passed on
+            os.fchmod(fd, mode | os.fstat(fd).st_mode & stat.S_ISGID)
+        finally:
+            os.close(fd)
+        os.rename(staging, path)  # replaces at most an empty directory made meanwhile
+    except OSError as exc:
+        os.rmdir(staging)
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not path.is_dir():
+            raise
+    except BaseException:
+        os.rmdir(staging)
+        raise
+
+
 class FileSessionStore(ObjectSessionStore):
     """Sessions as files under ``root`` (created on first use).
 
@@ -276,16 +303,11 @@ class FileSessionStore(ObjectSessionStore):
             directory = directory.parent
         mode = _directory_mode(self.file_mode)
         for path in reversed(missing):
-            try:
-                os.mkdir(path, mode)
-            except FileExistsError:
-                continue  # another writer made it: its mode is that writer's
             if self._exact:
-                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-                try:  # keep the set-group-id bit a shared parent directory passed on
-                    os.fchmod(fd, mode | os.fstat(fd).st_mode & stat.S_ISGID)
-                finally:
-                    os.close(fd)
+                _make_exact_directory(path, mode)
+            else:
+                with contextlib.suppress(FileExistsError):  # another writer made it
+                    os.mkdir(path, mode)
 
     def _create(self, path: Path, flags: int, mode: int, exact: bool) -> int:
         """A new file at ``path`` (``O_EXCL``), never wider than ``mode`` meanwhile."""
@@ -300,14 +322,17 @@ class FileSessionStore(ObjectSessionStore):
 
     def _open_lock(self, directory: Path) -> int:
         path = directory / _LOCK_NAME
-        try:
-            return self._create(path, os.O_RDWR, self.file_mode, self._exact)
-        except FileExistsError:
-            pass
-        try:
-            return os.open(path, os.O_RDWR)
-        except PermissionError:  # another user's lock file: flock needs no write access
-            return os.open(path, os.O_RDONLY)
+        while True:
+            try:
+                return os.open(path, os.O_RDWR)
+            except PermissionError:  # another user's lock file: flock needs no write access
+                return os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                pass  # not there yet (or no directory: _create says so)
+            try:
+                return self._create(path, os.O_RDWR, self.file_mode, self._exact)
+            except FileExistsError:
+                continue  # another writer created it meanwhile
 
     @contextlib.contextmanager
     def _locked(self, directory: Path) -> Iterator[None]:
