@@ -178,11 +178,11 @@ def _keep_owner(fd: int, replaced: os.stat_result) -> None:
     gid = -1 if replaced.st_gid == mine.st_gid else replaced.st_gid
     if uid == gid == -1:
         return
-    try:
+    try:  # best effort: refused (EPERM) or not supported by the file system
         os.fchown(fd, uid, gid)  # both: only a privileged writer
-    except PermissionError:
+    except OSError:
         if uid != -1 and gid != -1:
-            with contextlib.suppress(PermissionError):
+            with contextlib.suppress(OSError):
                 os.fchown(fd, -1, gid)  # a group the writer belongs to
 
 
