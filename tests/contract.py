@@ -1206,26 +1206,56 @@ class SyncStoreContract(StoreContract):
         assert (out, err) == (f"[0, 0, 0] {listed}\n", "")
 
     def test_calls_run_on_the_callers_thread(
-        self, make_sync: Callable[..., SyncSessionStore]
+        self, make_sync: Callable[..., SyncSessionStore], monkeypatch: pytest.MonkeyPatch
     ) -> None:
+        # What the store did, never a process-wide thread count (other tests' leftover
+        # threads move it): the threads its primitives and its blocking SDK calls ran on,
+        # and the threads started from the calling thread while the calls ran.
         store = make_sync()
         assert store.on_callers_thread is self.on_callers_thread
         wrapped = store.store
-        put, seen = wrapped._put, set()
+        me = threading.get_ident()
+        seen: set[int] = set()  # where the primitives ran
+        blocked: set[int] = set()  # where the blocking (sync SDK, file) calls ran
+        started: list[threading.Thread] = []  # threads the calling thread started
+        put, get, blocking = wrapped._put, wrapped._get, wrapped._blocking
 
-        async def recording(*args: Any, **kwargs: Any) -> str:
+        async def recording_put(*args: Any, **kwargs: Any) -> Any:
             seen.add(threading.get_ident())
             return await put(*args, **kwargs)
 
-        wrapped._put = recording  # type: ignore[method-assign]
-        store.save("warm", snapshot())
-        threads = threading.active_count()
-        for i in range(5):
-            store.save(f"s{i}", snapshot(tick=i))
-            assert store.load(f"s{i}") == snapshot(tick=i)
-        assert (seen == {threading.get_ident()}) is self.on_callers_thread
+        async def recording_get(*args: Any, **kwargs: Any) -> Any:
+            seen.add(threading.get_ident())
+            return await get(*args, **kwargs)
+
+        async def recording_blocking(fn: Callable[..., Any], /, *args: Any, **kw: Any) -> Any:
+            def call(*args: Any, **kw: Any) -> Any:
+                blocked.add(threading.get_ident())
+                return fn(*args, **kw)
+
+            return await blocking(call, *args, **kw)
+
+        start = threading.Thread.start
+
+        def recording_start(thread: threading.Thread) -> None:
+            if threading.get_ident() == me:
+                started.append(thread)
+            start(thread)
+
+        wrapped._put = recording_put  # type: ignore[method-assign]
+        wrapped._get = recording_get  # type: ignore[method-assign]
+        wrapped._blocking = recording_blocking  # type: ignore[method-assign]
+        with monkeypatch.context() as patch:
+            patch.setattr(threading.Thread, "start", recording_start)
+            for i in range(5):  # the first call opens the store's clients
+                store.save(f"s{i}", snapshot(tick=i))
+                assert store.load(f"s{i}") == snapshot(tick=i)
+        assert (seen == {me}) is self.on_callers_thread
         if self.on_callers_thread:
-            assert threading.active_count() == threads  # no thread hop, no pool
+            assert blocked == {me}  # no thread hop for the SDK calls either...
+            assert started == []  # ... and no pool or loop thread behind them
+        else:
+            assert me not in seen and len(seen) == 1  # the one loop thread serves them
 
     def test_an_interrupted_call_ends_there(
         self, make_sync: Callable[..., SyncSessionStore]
