@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from sessionstore import FileSessionStore
+from sessionstore.registry import PROVIDERS
 from tests.contract import snapshot
 
 
@@ -350,3 +351,15 @@ async def test_cp_delete_source_between_clouds(
     assert "copied 49, skipped 1, failed 0, deleted from source 50" in result.stdout
     assert await az.list() == []
     assert {k: await gcs.load(k) for k in sessions} == sessions
+
+
+@pytest.mark.parametrize("scheme", sorted(PROVIDERS))
+def test_a_url_with_credentials_is_refused_and_never_shown(scheme: str) -> None:
+    url = f"{scheme}://AKID4711:s3cr3tPW@place/p/"
+    for args in (["ls", url], ["get", url, "s"], ["cp", "memory://", url]):
+        result = run(*args)
+        assert result.returncode == 2, result.stderr
+        assert "carries user information" in result.stderr
+        assert PROVIDERS[scheme].credentials in result.stderr
+        output = result.stdout + result.stderr
+        assert "AKID4711" not in output and "s3cr3tPW" not in output

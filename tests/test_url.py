@@ -1,5 +1,6 @@
 """open_store: schemes, parameters and clear errors."""
 
+import logging
 import re
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from sessionstore import (
     StoreConfigError,
     open_store,
 )
+from sessionstore.registry import PROVIDERS
 
 
 def test_default_is_the_embedded_file_store(
@@ -331,6 +333,87 @@ def test_missing_extra_names_the_pip_command() -> None:
         "        assert f\"pip install 'sessionstore[{extra}]'\" in str(e), e\n"
         "    else:\n"
         "        raise SystemExit(url)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def _exception_chain(exc: BaseException | None) -> list[BaseException]:
+    """``exc`` and every exception in its ``__cause__`` / ``__context__`` chains."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo += [current.__cause__, current.__context__]
+    return seen
+
+
+@pytest.mark.parametrize("scheme", sorted({*PROVIDERS, *(s.upper() for s in PROVIDERS)}))
+@pytest.mark.parametrize(
+    "user_info",
+    [
+        "AKID4711:s3cr3tPW@",
+        "s3cr3tPW@",
+        ":s3cr3tPW@",
+        "AKID4711%3As3cr3tPW@",
+        "AKID4711:s3cr3tPW%40",
+        "AKID4711:s3cr@tPW@",
+    ],
+)
+def test_user_information_is_refused_and_never_shown(
+    scheme: str, user_info: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = f"{scheme}://{user_info}place/p/?compression=gzip"
+    with pytest.raises(StoreConfigError, match="carries user information") as info:
+        open_store(url)
+    hint = PROVIDERS[scheme.lower()].credentials
+    assert str(info.value).endswith(hint)
+    shown = [caplog.text, *(r.getMessage() for r in caplog.records)]
+    for exc in _exception_chain(info.value):
+        shown += [str(exc), repr(exc), *map(repr, exc.args)]
+    for secret in ("AKID4711", "s3cr", "tPW"):
+        assert not [text for text in shown if secret in text]
+
+
+@pytest.mark.parametrize("scheme", sorted(PROVIDERS))
+@pytest.mark.parametrize("user_info", [":@", "@", "user@"])
+def test_even_empty_user_information_is_refused(scheme: str, user_info: str) -> None:
+    with pytest.raises(StoreConfigError, match=f"the {scheme}:// store URL carries user info"):
+        open_store(f"{scheme}://{user_info}place/")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "s3://KEY:SE[CRET@b/",
+        "gs://KEY:SEC\uff03RET@b/",
+        "s3://KEY#:SECRET@b/",
+        "s3://b/?x=KEY:SECRET@",
+        "s3://b/?x=SECRET&&",
+    ],
+    ids=["bracket", "nfkc-hash", "fragment", "query", "malformed-query"],
+)
+def test_a_url_that_does_not_parse_is_not_shown(url: str) -> None:
+    with pytest.raises(StoreConfigError) as info:
+        open_store(url)
+    for exc in _exception_chain(info.value):
+        assert "SECRET" not in str(exc) and "SECRET" not in repr(exc)
+
+
+def test_user_information_is_refused_before_the_extra_is_imported() -> None:
+    code = (
+        "import sys; sys.modules['aiobotocore'] = None\n"
+        "from sessionstore import open_store, StoreConfigError\n"
+        "try:\n"
+        "    open_store('s3://AKID4711:s3cr3tPW@b/')\n"
+        "except StoreConfigError as e:\n"
+        "    assert 'user information' in str(e) and 's3cr3tPW' not in str(e), e\n"
+        "else:\n"
+        "    raise SystemExit('opened')\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
