@@ -1,11 +1,13 @@
 """open_store: schemes, parameters and clear errors."""
 
 import logging
+import math
 import re
 import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,7 @@ from sessionstore import (
     open_store,
 )
 from sessionstore.registry import PROVIDERS
+from sessionstore.urlparams import COMMON, Bounded, Duration, UrlParams
 
 
 def test_default_is_the_embedded_file_store(
@@ -274,9 +277,8 @@ def test_a_location_free_url_may_end_in_a_slash() -> None:
 def test_ttl_out_of_range_is_a_config_error(ttl: str) -> None:
     with pytest.raises(StoreConfigError, match="bad value for parameter 'ttl'"):
         open_store(f"memory://?ttl={ttl}")
-    if ttl != "1e15":  # a long deadline is fine; an infinite one is not a number of seconds
-        with pytest.raises(StoreConfigError, match="retry_deadline"):
-            open_store(f"memory://?retry_deadline={ttl}")
+    with pytest.raises(StoreConfigError, match="retry_deadline"):
+        open_store(f"memory://?retry_deadline={ttl}")
 
 
 @pytest.mark.parametrize("url", ["file:/tmp/my#sessions", "memory://#x", "file:/d?ttl=5#"])
@@ -417,3 +419,112 @@ def test_user_information_is_refused_before_the_extra_is_imported() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+_BASE_URLS = {
+    "s3": "s3://b/",
+    "gs": "gs://b/",
+    "gcs": "gcs://b/",
+    "az": "az://c/",
+    "azure": "azure://c/",
+    "file": "file:some/dir",
+    "memory": "memory://",
+}
+_AZURE = {"connection_string": "UseDevelopmentStorage=true"}
+_RETRY_FIELDS = {"retry_attempts": "attempts", "retry_deadline": "deadline"}
+
+
+def _params(scheme: str) -> UrlParams:
+    return {**COMMON, **PROVIDERS[scheme].load(scheme).url_params}
+
+
+_EVERY_PARAM = [(scheme, name) for scheme in sorted(PROVIDERS) for name in _params(scheme)]
+
+
+def test_every_scheme_has_a_base_url_here() -> None:
+    assert set(_BASE_URLS) == set(PROVIDERS)  # a new scheme: add its URL above
+
+
+@pytest.mark.parametrize(("scheme", "name"), _EVERY_PARAM)
+def test_every_numeric_parameter_has_a_range(scheme: str, name: str) -> None:
+    convert = _params(scheme)[name]
+    try:
+        value = convert("1")
+    except ValueError:
+        return  # takes no number
+    if isinstance(value, int | float | timedelta) and not isinstance(value, bool):
+        assert isinstance(convert, Bounded), f"{name} of {scheme}:// is a number with no range"
+        assert math.isfinite(convert.high) and convert.high < 2**63
+
+
+def _in_and_out(bounds: Bounded) -> tuple[list[float], list[Any]]:
+    """Values just inside and just outside ``bounds``."""
+    step = 1 if bounds.integer else max(0.001, bounds.high * 1e-9)
+    inside = [bounds.low + step if bounds.low_open else bounds.low, bounds.high]
+    outside: list[Any] = [bounds.low if bounds.low_open else bounds.low - step]
+    outside += [bounds.high + step, bounds.high * 2 + 1]
+    return inside, outside
+
+
+def _options(scheme: str, **options: Any) -> dict[str, Any]:
+    return {**(_AZURE if scheme.startswith("az") else {}), **options}
+
+
+@pytest.mark.parametrize(("scheme", "name"), _EVERY_PARAM)
+def test_numeric_parameters_are_checked_against_their_range(scheme: str, name: str) -> None:
+    bounds = _params(scheme)[name]
+    if not isinstance(bounds, Bounded):
+        return
+    url = _BASE_URLS[scheme] + "?" + name + "="
+    inside, outside = _in_and_out(bounds)
+    texts = [repr(v) for v in outside] + ["1e300", "-1e300", "inf", "nan", "1" * 5000]
+    if bounds.integer:
+        texts.append("1.5")
+    for text in texts:
+        with pytest.raises(StoreConfigError) as info:
+            open_store(url + text, **_options(scheme))
+        assert f"bad value for parameter {name!r}" in str(info.value)
+        assert f"expected {bounds.allowed}" in str(info.value)
+    for value in inside:
+        open_store(url + repr(value), **_options(scheme))
+    # The same range for the keyword argument the parameter fills.
+    keyword = _RETRY_FIELDS.get(name) or PROVIDERS[scheme].load(scheme).url_aliases.get(name, name)
+
+    def build(value: Any) -> None:
+        if name in _RETRY_FIELDS:
+            options = {"retry": RetryPolicy(**{keyword: value})}
+        elif isinstance(bounds, Duration):
+            options = {keyword: timedelta(seconds=value)}
+        else:
+            options = {keyword: value}
+        open_store(_BASE_URLS[scheme], **_options(scheme, **options))
+
+    for value in inside:
+        build(value)
+    if isinstance(bounds, Duration):
+        return  # a timedelta cannot hold more; its own checks refuse 0 and less
+    for value in [*outside, 1e300, math.nan, math.inf, True]:
+        with pytest.raises(StoreConfigError) as info:
+            build(value)
+        shown = f"RetryPolicy.{keyword}" if name in _RETRY_FIELDS else keyword
+        assert f"{shown} must be {bounds.allowed}, not {value!r}" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("s3://b/?read_timeout=1e300", "a number of seconds > 0 and <= 3600"),
+        ("s3://b/?connect_timeout=1e12", "a number of seconds > 0 and <= 3600"),
+        ("gs://b/?timeout=1e300", "a number of seconds > 0 and <= 3600"),
+        ("s3://b/?max_pool_connections=4096", "an int in 1..1024"),
+        ("memory://?retry_attempts=1001", "an int in 1..1000"),
+        ("memory://?max_snapshot_bytes=5368709121", "an int in 1..5368709120"),
+    ],
+)
+def test_the_issue_s_absurd_numbers_name_the_parameter_and_range(url: str, allowed: str) -> None:
+    name = url.split("?")[1].split("=")[0]
+    with pytest.raises(StoreConfigError) as info:
+        open_store(url)
+    assert str(info.value) == (
+        f"bad value for parameter {name!r} in {url.split('?')[0]!r}: expected {allowed}"
+    )
