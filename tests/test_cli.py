@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from sessionstore import FileSessionStore
+from sessionstore.registry import PROVIDERS
 from tests.contract import snapshot
 
 
@@ -350,3 +351,99 @@ async def test_cp_delete_source_between_clouds(
     assert "copied 49, skipped 1, failed 0, deleted from source 50" in result.stdout
     assert await az.list() == []
     assert {k: await gcs.load(k) for k in sessions} == sessions
+
+
+@pytest.mark.parametrize("scheme", sorted(PROVIDERS))
+def test_a_url_with_credentials_is_refused_and_never_shown(scheme: str) -> None:
+    url = f"{scheme}://AKID4711:s3cr3tPW@place/p/"
+    for args in (["ls", url], ["get", url, "s"], ["cp", "memory://", url]):
+        result = run(*args)
+        assert result.returncode == 2, result.stderr
+        assert "carries user information" in result.stderr
+        assert PROVIDERS[scheme].credentials in result.stderr
+        output = result.stdout + result.stderr
+        assert "AKID4711" not in output and "s3cr3tPW" not in output
+
+
+_NOT_UTF8 = {  # stdout, stdin and argv of the child in an encoding other than UTF-8
+    "C": {"LC_ALL": "C", "PYTHONCOERCECLOCALE": "0"},
+    "POSIX": {"LC_ALL": "POSIX", "PYTHONCOERCECLOCALE": "0"},
+    # Not installed on every machine (then it is the C locale: ASCII).
+    "ISO-8859-1": {"LC_ALL": "en_US.ISO-8859-1", "PYTHONCOERCECLOCALE": "0"},
+    "latin-1-stdio": {"LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "latin-1"},
+}
+_UNICODE_SESSIONS = {
+    "a": {"tick": 1, "m": "\u2713 done"},
+    "b-h\u00e9llo": {"tick": 2, "m": "h\u00e9llo"},
+    "c-\u4f1a\u8bdd": {"tick": 3, "m": "\u4f1a\u8bdd \u2713"},
+    "d": {"tick": 4},
+}
+
+
+def _run_in_locale(locale: str, *args: str, stdin: bytes | None = None) -> Any:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("LC_") and k not in ("LANG", "LANGUAGE", "PYTHONIOENCODING")
+    }
+    env.update(_NOT_UTF8[locale], PYTHONUTF8="0")
+    return subprocess.run(
+        [sys.executable, *args], input=stdin, capture_output=True, env=env, timeout=600
+    )
+
+
+def _shown(line: str) -> str:
+    """An id as `ls` shows it: as is, or quoted with JSON-style escapes."""
+    return json.loads(line) if line.startswith('"') else line
+
+
+@pytest.mark.parametrize("locale", sorted(_NOT_UTF8))
+def test_get_put_ls_speak_utf8_whatever_the_locale(locale: str, tmp_path: Path) -> None:
+    probe = "import sys; print(sys.stdout.encoding, sys.flags.utf8_mode)"
+    encoding, utf8_mode = _run_in_locale(locale, "-c", probe).stdout.decode().split()
+    assert encoding.lower().replace("-", "") != "utf8" and utf8_mode == "0"  # really not UTF-8
+
+    async def seed() -> None:
+        async with FileSessionStore(tmp_path / "store") as store:
+            for session_id, snap in _UNICODE_SESSIONS.items():
+                await store.save(session_id, snap)
+
+    asyncio.run(seed())
+    url = f"file://{tmp_path}/store"
+    for session_id, snap in _UNICODE_SESSIONS.items():
+        got = _run_in_locale(locale, "-m", "sessionstore", "get", url, session_id)
+        assert got.returncode == 0, got.stderr.decode(errors="replace")
+        assert json.loads(got.stdout.decode("utf-8")) == snap  # UTF-8 JSON, not the locale's
+        (tmp_path / "snap.json").write_bytes(got.stdout)
+        for args, stdin in [([str(tmp_path / "snap.json")], None), ([], got.stdout)]:
+            put = _run_in_locale(
+                locale, "-m", "sessionstore", "put", url, f"{session_id}-{len(args)}", *args,
+                stdin=stdin,
+            )  # fmt: skip
+            assert put.returncode == 0, put.stderr.decode(errors="replace")
+    copies = sorted(f"{i}-{n}" for i in _UNICODE_SESSIONS for n in (0, 1))
+    every_id = sorted([*_UNICODE_SESSIONS, *copies])
+    listed = _run_in_locale(locale, "-m", "sessionstore", "ls", url)
+    assert listed.returncode == 0, listed.stderr.decode(errors="replace")
+    assert [_shown(line) for line in listed.stdout.decode(encoding).splitlines()] == every_id
+    long = _run_in_locale(locale, "-m", "sessionstore", "ls", "--long", url)
+    assert long.returncode == 0, long.stderr.decode(errors="replace")
+    rows = long.stdout.decode(encoding).splitlines()
+    assert [_shown(row.split("  ")[-1]) for row in rows] == every_id
+    stat = _run_in_locale(locale, "-m", "sessionstore", "stat", url)
+    assert stat.returncode == 0 and b"sessions: 12" in stat.stdout
+
+    async def copies_are_equal() -> None:
+        async with FileSessionStore(tmp_path / "store") as store:
+            for copy in copies:
+                assert await store.load(copy) == _UNICODE_SESSIONS[copy[:-2]], copy
+
+    asyncio.run(copies_are_equal())
+
+
+def test_not_found_messages_show_no_query_value(url: str) -> None:
+    secret_url = url + "?prefix=s3cr3tPW"  # any query value may be a secret (a SAS)
+    for args in (["get", secret_url, "s"], ["rm", secret_url, "s", "--yes"]):
+        result = run(*args)
+        assert result.returncode == 1 and "not found in" in result.stderr
+        assert "s3cr3tPW" not in result.stdout + result.stderr

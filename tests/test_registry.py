@@ -115,3 +115,10 @@ def test_a_missing_extra_is_a_config_error_and_our_own_import_error_is_not() -> 
         with pytest.raises(ModuleNotFoundError) as missing:
             provider.load("x")
         assert missing.value.name == provider.module
+
+
+@pytest.mark.parametrize("scheme", sorted(PROVIDERS))
+def test_every_provider_with_an_sdk_says_where_its_credentials_come_from(scheme: str) -> None:
+    provider = PROVIDERS[scheme]
+    default = Provider("x:Y").credentials
+    assert (provider.credentials == default) is (provider.extra is None)

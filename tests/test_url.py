@@ -1,10 +1,13 @@
 """open_store: schemes, parameters and clear errors."""
 
+import logging
+import math
 import re
 import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +18,8 @@ from sessionstore import (
     StoreConfigError,
     open_store,
 )
+from sessionstore.registry import PROVIDERS
+from sessionstore.urlparams import COMMON, Bounded, Duration, UrlParams
 
 
 def test_default_is_the_embedded_file_store(
@@ -321,9 +326,8 @@ def test_a_location_free_url_may_end_in_a_slash() -> None:
 def test_ttl_out_of_range_is_a_config_error(ttl: str) -> None:
     with pytest.raises(StoreConfigError, match="bad value for parameter 'ttl'"):
         open_store(f"memory://?ttl={ttl}")
-    if ttl != "1e15":  # a long deadline is fine; an infinite one is not a number of seconds
-        with pytest.raises(StoreConfigError, match="retry_deadline"):
-            open_store(f"memory://?retry_deadline={ttl}")
+    with pytest.raises(StoreConfigError, match="retry_deadline"):
+        open_store(f"memory://?retry_deadline={ttl}")
 
 
 @pytest.mark.parametrize("url", ["file:/tmp/my#sessions", "memory://#x", "file:/d?ttl=5#"])
@@ -383,3 +387,193 @@ def test_missing_extra_names_the_pip_command() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def _exception_chain(exc: BaseException | None) -> list[BaseException]:
+    """``exc`` and every exception in its ``__cause__`` / ``__context__`` chains."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo += [current.__cause__, current.__context__]
+    return seen
+
+
+@pytest.mark.parametrize("scheme", sorted({*PROVIDERS, *(s.upper() for s in PROVIDERS)}))
+@pytest.mark.parametrize(
+    "user_info",
+    [
+        "AKID4711:s3cr3tPW@",
+        "s3cr3tPW@",
+        ":s3cr3tPW@",
+        "AKID4711%3As3cr3tPW@",
+        "AKID4711:s3cr3tPW%40",
+        "AKID4711:s3cr@tPW@",
+    ],
+)
+def test_user_information_is_refused_and_never_shown(
+    scheme: str, user_info: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = f"{scheme}://{user_info}place/p/?compression=gzip"
+    with pytest.raises(StoreConfigError, match="carries user information") as info:
+        open_store(url)
+    hint = PROVIDERS[scheme.lower()].credentials
+    assert str(info.value).endswith(hint)
+    shown = [caplog.text, *(r.getMessage() for r in caplog.records)]
+    for exc in _exception_chain(info.value):
+        shown += [str(exc), repr(exc), *map(repr, exc.args)]
+    for secret in ("AKID4711", "s3cr", "tPW"):
+        assert not [text for text in shown if secret in text]
+
+
+@pytest.mark.parametrize("scheme", sorted(PROVIDERS))
+@pytest.mark.parametrize("user_info", [":@", "@", "user@"])
+def test_even_empty_user_information_is_refused(scheme: str, user_info: str) -> None:
+    with pytest.raises(StoreConfigError, match=f"the {scheme}:// store URL carries user info"):
+        open_store(f"{scheme}://{user_info}place/")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "s3://KEY:SE[CRET@b/",
+        "gs://KEY:SEC\uff03RET@b/",
+        "s3://KEY#:SECRET@b/",
+        "s3://b/?x=KEY:SECRET@",
+        "s3://b/?x=SECRET&&",
+    ],
+    ids=["bracket", "nfkc-hash", "fragment", "query", "malformed-query"],
+)
+def test_a_url_that_does_not_parse_is_not_shown(url: str) -> None:
+    with pytest.raises(StoreConfigError) as info:
+        open_store(url)
+    for exc in _exception_chain(info.value):
+        assert "SECRET" not in str(exc) and "SECRET" not in repr(exc)
+
+
+def test_user_information_is_refused_before_the_extra_is_imported() -> None:
+    code = (
+        "import sys; sys.modules['aiobotocore'] = None\n"
+        "from sessionstore import open_store, StoreConfigError\n"
+        "try:\n"
+        "    open_store('s3://AKID4711:s3cr3tPW@b/')\n"
+        "except StoreConfigError as e:\n"
+        "    assert 'user information' in str(e) and 's3cr3tPW' not in str(e), e\n"
+        "else:\n"
+        "    raise SystemExit('opened')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+_BASE_URLS = {
+    "s3": "s3://b/",
+    "gs": "gs://b/",
+    "gcs": "gcs://b/",
+    "az": "az://c/",
+    "azure": "azure://c/",
+    "file": "file:some/dir",
+    "memory": "memory://",
+}
+_AZURE = {"connection_string": "UseDevelopmentStorage=true"}
+_RETRY_FIELDS = {"retry_attempts": "attempts", "retry_deadline": "deadline"}
+
+
+def _params(scheme: str) -> UrlParams:
+    return {**COMMON, **PROVIDERS[scheme].load(scheme).url_params}
+
+
+_EVERY_PARAM = [(scheme, name) for scheme in sorted(PROVIDERS) for name in _params(scheme)]
+
+
+def test_every_scheme_has_a_base_url_here() -> None:
+    assert set(_BASE_URLS) == set(PROVIDERS)  # a new scheme: add its URL above
+
+
+@pytest.mark.parametrize(("scheme", "name"), _EVERY_PARAM)
+def test_every_numeric_parameter_has_a_range(scheme: str, name: str) -> None:
+    convert = _params(scheme)[name]
+    try:
+        value = convert("1")
+    except ValueError:
+        return  # takes no number
+    if isinstance(value, int | float | timedelta) and not isinstance(value, bool):
+        assert isinstance(convert, Bounded), f"{name} of {scheme}:// is a number with no range"
+        assert math.isfinite(convert.high) and convert.high < 2**63
+
+
+def _in_and_out(bounds: Bounded) -> tuple[list[float], list[Any]]:
+    """Values just inside and just outside ``bounds``."""
+    step = 1 if bounds.integer else max(0.001, bounds.high * 1e-9)
+    inside = [bounds.low + step if bounds.low_open else bounds.low, bounds.high]
+    outside: list[Any] = [bounds.low if bounds.low_open else bounds.low - step]
+    outside += [bounds.high + step, bounds.high * 2 + 1]
+    return inside, outside
+
+
+def _options(scheme: str, **options: Any) -> dict[str, Any]:
+    return {**(_AZURE if scheme.startswith("az") else {}), **options}
+
+
+@pytest.mark.parametrize(("scheme", "name"), _EVERY_PARAM)
+def test_numeric_parameters_are_checked_against_their_range(scheme: str, name: str) -> None:
+    bounds = _params(scheme)[name]
+    if not isinstance(bounds, Bounded):
+        return
+    url = _BASE_URLS[scheme] + "?" + name + "="
+    inside, outside = _in_and_out(bounds)
+    texts = [repr(v) for v in outside] + ["1e300", "-1e300", "inf", "nan", "1" * 5000]
+    if bounds.integer:
+        texts.append("1.5")
+    for text in texts:
+        with pytest.raises(StoreConfigError) as info:
+            open_store(url + text, **_options(scheme))
+        assert f"bad value for parameter {name!r}" in str(info.value)
+        assert f"expected {bounds.allowed}" in str(info.value)
+    for value in inside:
+        open_store(url + repr(value), **_options(scheme))
+    # The same range for the keyword argument the parameter fills.
+    keyword = _RETRY_FIELDS.get(name) or PROVIDERS[scheme].load(scheme).url_aliases.get(name, name)
+
+    def build(value: Any) -> None:
+        if name in _RETRY_FIELDS:
+            options = {"retry": RetryPolicy(**{keyword: value})}
+        elif isinstance(bounds, Duration):
+            options = {keyword: timedelta(seconds=value)}
+        else:
+            options = {keyword: value}
+        open_store(_BASE_URLS[scheme], **_options(scheme, **options))
+
+    for value in inside:
+        build(value)
+    if isinstance(bounds, Duration):
+        return  # a timedelta cannot hold more; its own checks refuse 0 and less
+    for value in [*outside, 1e300, math.nan, math.inf, True]:
+        with pytest.raises(StoreConfigError) as info:
+            build(value)
+        shown = f"RetryPolicy.{keyword}" if name in _RETRY_FIELDS else keyword
+        assert f"{shown} must be {bounds.allowed}, not {value!r}" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("s3://b/?read_timeout=1e300", "a number of seconds > 0 and <= 3600"),
+        ("s3://b/?connect_timeout=1e12", "a number of seconds > 0 and <= 3600"),
+        ("gs://b/?timeout=1e300", "a number of seconds > 0 and <= 3600"),
+        ("s3://b/?max_pool_connections=4096", "an int in 1..1024"),
+        ("memory://?retry_attempts=1001", "an int in 1..1000"),
+        ("memory://?max_snapshot_bytes=5368709121", "an int in 1..5368709120"),
+    ],
+)
+def test_the_issue_s_absurd_numbers_name_the_parameter_and_range(url: str, allowed: str) -> None:
+    name = url.split("?")[1].split("=")[0]
+    with pytest.raises(StoreConfigError) as info:
+        open_store(url)
+    assert str(info.value) == (
+        f"bad value for parameter {name!r} in {url.split('?')[0]!r}: expected {allowed}"
+    )

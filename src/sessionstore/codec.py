@@ -22,6 +22,7 @@ from sessionstore.errors import (
     SnapshotTooLargeError,
     StoreConfigError,
 )
+from sessionstore.urlparams import COMPRESS_MIN_BYTES, SNAPSHOT_BYTES
 
 __all__ = [
     "Compression",
@@ -196,7 +197,7 @@ class Codec:
 
     Raises:
         StoreConfigError: unknown compression, zstd without the ``zstd`` extra, or a
-            non-positive size.
+            size out of its range (sessionstore.urlparams).
     """
 
     def __init__(
@@ -214,14 +215,8 @@ class Codec:
             _zstd()
         if serializer is not None and not isinstance(serializer, Serializer):
             raise StoreConfigError("serializer must have dumps(), loads() and content_type")
-        if not isinstance(max_snapshot_bytes, int) or max_snapshot_bytes <= 0:
-            raise StoreConfigError(
-                f"max_snapshot_bytes must be a positive int, not {max_snapshot_bytes!r}"
-            )
-        if not isinstance(compress_min_bytes, int) or compress_min_bytes < 0:
-            raise StoreConfigError(
-                f"compress_min_bytes must be a non-negative int, not {compress_min_bytes!r}"
-            )
+        SNAPSHOT_BYTES.check("max_snapshot_bytes", max_snapshot_bytes)
+        COMPRESS_MIN_BYTES.check("compress_min_bytes", compress_min_bytes)
         self.serializer: Serializer = serializer or JsonSerializer()
         self.compression = compression
         self.compress_min_bytes = compress_min_bytes

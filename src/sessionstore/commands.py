@@ -6,7 +6,9 @@ Output is formatted by plain functions (:func:`ls_lines`, :func:`stat_lines`).
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import os
 import re
 import sys
 import time
@@ -75,36 +77,83 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def shown_id(session_id: str) -> str:
+def shown_id(session_id: str, encoding: str = "utf-8") -> str:
     """``session_id`` for a terminal: as is, or quoted with its invisible characters escaped.
 
-    An id with a control, format or separator character (a newline, a bidi override)
-    or a leading ``"`` is shown as a quoted string with ``\\n``-style escapes, so one
-    line is one session and what is shown is unambiguous.
+    An id with a control, format or separator character (a newline, a bidi override),
+    a character the output ``encoding`` cannot write (``会`` on a Latin-1 terminal) or
+    a leading ``"`` is shown as a quoted string with ``\\n``- and ``\\u4f1a``-style
+    escapes, so one line is one session and what is shown is unambiguous.
     """
-    if session_id.isprintable() and not session_id.startswith('"'):
+    if (
+        session_id.isprintable()
+        and not session_id.startswith('"')
+        and _writable(session_id, encoding)
+    ):
         return session_id
-    return '"' + "".join(_escaped(ch) for ch in session_id) + '"'
+    return '"' + "".join(_escaped(ch, encoding) for ch in session_id) + '"'
 
 
 _ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
 
 
-def _escaped(ch: str) -> str:
+def _writable(text: str, encoding: str) -> bool:
+    try:
+        text.encode(encoding)
+    except UnicodeError:
+        return False
+    return True
+
+
+def _escaped(ch: str, encoding: str) -> str:
     if ch in _ESCAPES:
         return _ESCAPES[ch]
-    if ch.isprintable():
+    if ch.isprintable() and _writable(ch, encoding):
         return ch
     return f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}"
 
 
+def _shown_url(url: str) -> str:
+    """A store URL for a message: without its query (values there may be secrets)."""
+    return url.split("?", 1)[0].split("#", 1)[0]
+
+
+def _stdout_encoding() -> str:
+    """The encoding of stdout (``ascii`` too, which click replaces with UTF-8: ids it
+    cannot write are escaped all the same, as the terminal likely cannot show them)."""
+    return getattr(sys.stdout, "encoding", None) or "utf-8"
+
+
+def _utf8_argument(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A session id argument as typed: bytes that a non-UTF-8 locale left undecoded
+    (surrogate escapes) are decoded as UTF-8, which every id is stored in."""
+    if isinstance(value, tuple):
+        return tuple(_utf8_argument(ctx, param, item) for item in value)
+    if isinstance(value, str):
+        try:
+            return os.fsencode(value).decode("utf-8")
+        except UnicodeError:
+            return value  # not UTF-8 either: the store refuses it with its own message
+    return value
+
+
 def ls_lines(
-    infos: Sequence[SessionInfo], ticks: Sequence[Any] | None, *, as_json: bool = False
+    infos: Sequence[SessionInfo],
+    ticks: Sequence[Any] | None,
+    *,
+    as_json: bool = False,
+    encoding: str = "utf-8",
 ) -> list[str]:
-    """The output of ``ls``: ids, or with ``ticks`` (``--long``) size, time and tick."""
+    """The output of ``ls``: ids, or with ``ticks`` (``--long``) size, time and tick.
+
+    Ids are shown for a terminal writing ``encoding`` (see :func:`shown_id`); JSON is
+    ASCII, its escapes standing for any other character.
+    """
     if ticks is None:
         ids = [info.session_id for info in infos]
-        return [json.dumps(ids, indent=2)] if as_json else [shown_id(i) for i in ids]
+        if as_json:
+            return [json.dumps(ids, indent=2)]
+        return [shown_id(i, encoding) for i in ids]
     rows = [
         {
             "id": info.session_id,
@@ -118,13 +167,14 @@ def ls_lines(
         return [json.dumps(rows, indent=2)]
     return [
         f"{row['size'] if row['size'] is not None else '-':>10}  "
-        f"{row['last_modified'] or '-':<32}  tick={row['tick']}  {shown_id(row['id'])}"
+        f"{row['last_modified'] or '-':<32}  tick={row['tick']}  {shown_id(row['id'], encoding)}"
         for row in rows
     ]
 
 
-def stat_lines(infos: Iterable[SessionInfo]) -> list[str]:
-    """The output of ``stat``: count, total bytes, oldest and newest session."""
+def stat_lines(infos: Iterable[SessionInfo], encoding: str = "utf-8") -> list[str]:
+    """The output of ``stat``: count, total bytes, oldest and newest session (ids
+    shown for a terminal writing ``encoding``, see :func:`shown_id`)."""
     count, total = 0, 0
     oldest: tuple[datetime, str] | None = None
     newest: tuple[datetime, str] | None = None
@@ -140,7 +190,7 @@ def stat_lines(infos: Iterable[SessionInfo]) -> list[str]:
     lines = [f"sessions: {count}", f"bytes:    {total}"]
     for label, found in (("oldest:  ", oldest), ("newest:  ", newest)):
         if found is not None:
-            lines.append(f"{label} {found[0].isoformat()}  {found[1]}")
+            lines.append(f"{label} {found[0].isoformat()}  {shown_id(found[1], encoding)}")
     return lines
 
 
@@ -152,7 +202,11 @@ def stat_lines(infos: Iterable[SessionInfo]) -> list[str]:
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 def cli() -> None:
-    pass
+    # Text the terminal's encoding cannot write (an id, a message) is escaped rather
+    # than ending the command half way (Python's stderr already does this).
+    stdout = sys.stdout
+    if isinstance(stdout, io.TextIOWrapper) and stdout.errors == "strict":
+        stdout.reconfigure(errors="backslashreplace")
 
 
 @cli.command(epilog="Example: sessionstore ls gs://bucket/sessions/ --long")
@@ -167,7 +221,7 @@ def ls(url: str, long_: bool, as_json: bool) -> None:
         ticks = None
         if long_:  # the tick needs a read: 16 at a time
             ticks = await _gather_bounded([_tick(store, i.session_id) for i in infos], 16)
-        for line in ls_lines(infos, ticks, as_json=as_json):
+        for line in ls_lines(infos, ticks, as_json=as_json, encoding=_stdout_encoding()):
             click.echo(line)
 
     _run(_with_store(url, action))
@@ -175,27 +229,28 @@ def ls(url: str, long_: bool, as_json: bool) -> None:
 
 @cli.command(epilog="Example: sessionstore get file:.sessions sess-1 > sess-1.json")
 @click.argument("url")
-@click.argument("session_id")
+@click.argument("session_id", callback=_utf8_argument)
 def get(url: str, session_id: str) -> None:
-    """Print one session as pretty JSON (exit 1 if absent)."""
+    """Print one session as pretty JSON, in UTF-8 whatever the locale (exit 1 if absent)."""
 
     async def action(store: ObjectSessionStore) -> None:
         snapshot = await store.load(session_id)
         if snapshot is None:
-            click.echo(f"sessionstore: {session_id!r} not found in {url}", err=True)
+            click.echo(f"sessionstore: {session_id!r} not found in {_shown_url(url)}", err=True)
             raise _Failed
-        click.echo(json.dumps(snapshot, indent=2, ensure_ascii=False))
+        # JSON interchange is UTF-8 (RFC 8259): bytes to stdout, not the locale's text.
+        click.echo(json.dumps(snapshot, indent=2, ensure_ascii=False).encode())
 
     _run(_with_store(url, action))
 
 
 @cli.command(epilog="Example: sessionstore put az://container/sessions/ sess-1 snap.json")
 @click.argument("url")
-@click.argument("session_id")
+@click.argument("session_id", callback=_utf8_argument)
 @click.argument("file", type=click.File("rb"), default="-")
 @click.option("--if-absent", is_flag=True, help="Fail if the session exists.")
 def put(url: str, session_id: str, file: Any, if_absent: bool) -> None:
-    """Store a snapshot read from FILE (or stdin), validated before writing."""
+    """Store a snapshot read as UTF-8 JSON from FILE (or stdin), validated before writing."""
     try:
         snapshot = json.loads(file.read(), parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -219,7 +274,7 @@ def put(url: str, session_id: str, file: Any, if_absent: bool) -> None:
 def rm(url: str, session_ids: tuple[str, ...], yes: bool) -> None:
     """Delete sessions (asks first when run on a terminal)."""
     if not yes and sys.stdin.isatty():
-        click.confirm(f"delete {len(session_ids)} session(s) from {url}?", abort=True)
+        click.confirm(f"delete {len(session_ids)} session(s) from {_shown_url(url)}?", abort=True)
 
     async def action(store: ObjectSessionStore) -> None:
         absent = 0
@@ -230,7 +285,7 @@ def rm(url: str, session_ids: tuple[str, ...], yes: bool) -> None:
                 click.echo(f"deleted {session_id!r}")
             else:
                 absent += 1
-                click.echo(f"sessionstore: {session_id!r} not found in {url}", err=True)
+                click.echo(f"sessionstore: {session_id!r} not found in {_shown_url(url)}", err=True)
         if absent:
             raise _Failed
 
@@ -243,7 +298,8 @@ def stat(url: str) -> None:
     """Count, total bytes, oldest and newest session of a store."""
 
     async def action(store: ObjectSessionStore) -> None:
-        for line in stat_lines([info async for info in store.iter_info()]):
+        infos = [info async for info in store.iter_info()]
+        for line in stat_lines(infos, _stdout_encoding()):
             click.echo(line)
 
     _run(_with_store(url, action))

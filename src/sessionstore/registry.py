@@ -22,10 +22,13 @@ __all__ = ["PROVIDERS", "Provider", "lazy_classes"]
 
 @dataclass(frozen=True, slots=True)
 class Provider:
-    """Where a store class lives (``module:Class``) and the extra its SDK needs."""
+    """Where a store class lives (``module:Class``), the extra its SDK needs, and
+    where its credentials come from (said when a URL carries some: ``open_store``
+    refuses them)."""
 
     path: str
     extra: str | None = None
+    credentials: str = "this store takes no credentials"
 
     @property
     def module(self) -> str:
@@ -57,13 +60,28 @@ class Provider:
         return cls
 
 
+_AWS = (
+    "use the AWS SDK's own credential chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY,"
+    " AWS_PROFILE, an instance or task role) or the store's aws_access_key_id= and"
+    " aws_secret_access_key= options"
+)
+_GOOGLE = (
+    "use Google Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS,"
+    " `gcloud auth application-default login`, the metadata server) or the store's"
+    " credentials= option"
+)
+_AZURE = (
+    "use $AZURE_STORAGE_CONNECTION_STRING, ?account_url= with DefaultAzureCredential"
+    " (the Azure SDK's own chain), or the store's connection_string= or credential= option"
+)
+
 #: URL scheme -> provider. Several schemes may name one class.
 PROVIDERS: Mapping[str, Provider] = {
-    "s3": Provider("sessionstore.stores.s3:S3SessionStore", "s3"),
-    "gs": Provider("sessionstore.stores.gcs:GCSSessionStore", "gcs"),
-    "gcs": Provider("sessionstore.stores.gcs:GCSSessionStore", "gcs"),
-    "az": Provider("sessionstore.stores.azure:AzureBlobSessionStore", "azure"),
-    "azure": Provider("sessionstore.stores.azure:AzureBlobSessionStore", "azure"),
+    "s3": Provider("sessionstore.stores.s3:S3SessionStore", "s3", _AWS),
+    "gs": Provider("sessionstore.stores.gcs:GCSSessionStore", "gcs", _GOOGLE),
+    "gcs": Provider("sessionstore.stores.gcs:GCSSessionStore", "gcs", _GOOGLE),
+    "az": Provider("sessionstore.stores.azure:AzureBlobSessionStore", "azure", _AZURE),
+    "azure": Provider("sessionstore.stores.azure:AzureBlobSessionStore", "azure", _AZURE),
     "file": Provider("sessionstore.stores.file:FileSessionStore"),
     "memory": Provider("sessionstore.stores.memory:MemorySessionStore"),
 }

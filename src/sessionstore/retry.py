@@ -7,7 +7,6 @@ SDK's own retries off, or attempts would multiply.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +20,7 @@ from tenacity import (
 )
 
 from sessionstore.deadline import stop_at_deadline
-from sessionstore.errors import StoreConfigError
+from sessionstore.urlparams import ATTEMPTS, DELAY, TIMEOUT
 
 __all__ = ["RetryPolicy"]
 
@@ -33,10 +32,11 @@ class RetryPolicy:
     """How transient failures are retried: full-jitter exponential backoff.
 
     Attributes:
-        attempts: total attempts, the first included (1 = no retry).
+        attempts: total attempts, the first included (1 = no retry); 1..1000.
         base_delay: seconds; attempt n waits a random time in [0, base_delay * 2**n].
-        max_delay: cap of one wait, in seconds.
-        deadline: seconds (> 0) from the first attempt after which no new attempt starts.
+        max_delay: cap of one wait, in seconds (both delays 0..3600).
+        deadline: seconds (> 0 and <= 3600) from the first attempt after which no new
+            attempt starts.
 
     Only failures the provider classifies as transient (throttling, 5xx, timeouts,
     connection resets) are retried; every other error fails on the first attempt.
@@ -52,23 +52,12 @@ class RetryPolicy:
     deadline: float = 20.0
 
     def __post_init__(self) -> None:
-        # A bool is an int to Python, but True is no count and no number of seconds.
-        if (
-            not isinstance(self.attempts, int)
-            or isinstance(self.attempts, bool)
-            or self.attempts < 1
-        ):
-            raise StoreConfigError(
-                f"RetryPolicy.attempts must be an int >= 1, not {self.attempts!r}"
-            )
-        for name in ("base_delay", "max_delay"):
-            value = getattr(self, name)
-            if not _is_number(value) or value < 0:
-                raise StoreConfigError(f"RetryPolicy.{name} must be a number >= 0, not {value!r}")
-        if not _is_number(self.deadline) or self.deadline <= 0:
-            raise StoreConfigError(
-                f"RetryPolicy.deadline must be a number > 0, not {self.deadline!r}"
-            )
+        # A bool is an int to Python, but True is no count and no number of seconds;
+        # the ranges are the URL's (retry_attempts, retry_deadline).
+        ATTEMPTS.check("RetryPolicy.attempts", self.attempts)
+        DELAY.check("RetryPolicy.base_delay", self.base_delay)
+        DELAY.check("RetryPolicy.max_delay", self.max_delay)
+        TIMEOUT.check("RetryPolicy.deadline", self.deadline)
 
     def retrying(self, transient: type[BaseException], what: Callable[[], str]) -> AsyncRetrying:
         """Build the tenacity loop for one operation: it retries ``transient`` errors.
@@ -97,8 +86,3 @@ class RetryPolicy:
             before_sleep=log_retry,
             reraise=True,
         )
-
-
-def _is_number(value: object) -> bool:
-    """An int or float, neither a bool nor NaN."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from sessionstore.errors import StoreConfigError
 from sessionstore.registry import PROVIDERS
@@ -36,8 +36,8 @@ DEFAULT_URL = "file:.sessions"
 
 
 def _safe(url: str) -> str:
-    """The URL without its query (values there may be secrets)."""
-    return url.split("?", 1)[0]
+    """The URL without its query and fragment (values there may be secrets)."""
+    return url.split("?", 1)[0].split("#", 1)[0]
 
 
 def open_store(url: str | None = None, **options: Any) -> ObjectSessionStore:
@@ -47,15 +47,16 @@ def open_store(url: str | None = None, **options: Any) -> ObjectSessionStore:
     in the working directory: the embedded default, no server needed).
 
     Raises:
-        StoreConfigError: unknown scheme, bad or unknown parameter, missing bucket
-            name, or the provider's extra is not installed (the message says what to
-            ``pip install``).
+        StoreConfigError: unknown scheme, bad or unknown parameter, a number out of
+            its range, missing bucket name, user information (``user:password@``) in
+            the URL, or the provider's extra is not installed (the message says what
+            to ``pip install``).
     """
     if url is None:
         url = os.environ.get(ENV_VAR) or DEFAULT_URL
     if not isinstance(url, str):
         raise StoreConfigError(f"store URL must be a str, not {type(url).__name__}")
-    parts = urlsplit(url)
+    parts = _split(url)
     if "#" in url:  # file:/tmp/my#sessions would silently open /tmp/my
         raise StoreConfigError(
             f"store URL {_safe(url)!r} has a '#' fragment, which names no store:"
@@ -77,13 +78,46 @@ def open_store(url: str | None = None, **options: Any) -> ObjectSessionStore:
         raise StoreConfigError(f"bad option for {cls.__name__}: {exc}") from exc
 
 
+def _split(url: str) -> SplitResult:
+    """``urlsplit(url)``, refusing user information (``user:password@host``).
+
+    Credentials never ride in a store URL: they would be taken for the bucket name
+    and shown in every message and ``repr``. Neither this message nor its exception
+    chain holds the URL's host part.
+
+    Raises:
+        StoreConfigError: the URL does not parse, or it carries user information.
+    """
+    try:
+        parts: SplitResult | None = urlsplit(url)
+    except ValueError:  # its message may quote the host part: raised outside this block
+        parts = None
+    if parts is None:
+        raise StoreConfigError(
+            "store URL does not parse: check the brackets and characters of its host part"
+            " (not shown: it may hold credentials)"
+        )
+    if "@" in unquote(parts.netloc):
+        provider = PROVIDERS.get(parts.scheme.lower())
+        hint = provider.credentials if provider else "use the SDK's own credential chain"
+        raise StoreConfigError(
+            f"the {parts.scheme}:// store URL carries user information (a name or password"
+            " before '@', not shown here), which sessionstore never reads: " + hint
+        )
+    return parts
+
+
 def _query_options(url: str, query: str, cls: type[ObjectSessionStore]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     allowed = {**COMMON, **cls.url_params}
     try:
-        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
-    except ValueError as exc:
-        raise StoreConfigError(f"store URL {_safe(url)!r} has a malformed query") from exc
+        pairs: list[tuple[str, str]] | None = parse_qsl(
+            query, keep_blank_values=True, strict_parsing=bool(query)
+        )
+    except ValueError:  # its message quotes the query: raised outside this block
+        pairs = None
+    if pairs is None:
+        raise StoreConfigError(f"store URL {_safe(url)!r} has a malformed query")
     for name, raw in pairs:
         convert = allowed.get(name)
         if convert is None:

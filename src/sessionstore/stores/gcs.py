@@ -39,7 +39,7 @@ from sessionstore.provider import (
     _Transient,
     http_fault,
 )
-from sessionstore.urlparams import UrlParams, positive_int, seconds, text
+from sessionstore.urlparams import POOL, TIMEOUT, UrlParams, text
 
 __all__ = ["GCSSessionStore"]
 
@@ -69,8 +69,8 @@ class GCSSessionStore(ClientStore):
         project, credentials: as for ``storage.Client`` (default: ADC, or anonymous
             credentials with the emulator).
         kms_key_name: a Cloud KMS key for the objects the store writes.
-        max_workers: size of the store's thread pool and HTTP connection pool.
-        timeout: seconds for each HTTP request.
+        max_workers: size of the store's thread pool and HTTP connection pool (1..1024).
+        timeout: seconds for each HTTP request (> 0 and <= 3600).
 
     Raises:
         StoreConfigError: an empty bucket name or a bad option.
@@ -83,8 +83,8 @@ class GCSSessionStore(ClientStore):
     url_params: ClassVar[UrlParams] = {
         "project": text,
         "kms_key_name": text,
-        "max_workers": positive_int,
-        "timeout": seconds,
+        "max_workers": POOL,
+        "timeout": TIMEOUT,
     }
 
     def __init__(
@@ -103,8 +103,8 @@ class GCSSessionStore(ClientStore):
         super().__init__(prefix=prefix, **options)
         if not isinstance(bucket, str) or not bucket:
             raise StoreConfigError(f"bucket must be a non-empty str, not {bucket!r}")
-        if not isinstance(max_workers, int) or max_workers < 1:
-            raise StoreConfigError(f"max_workers must be a positive int, not {max_workers!r}")
+        POOL.check("max_workers", max_workers)
+        TIMEOUT.check("timeout", timeout)
         self.bucket = bucket
         self.project = project
         self.kms_key_name = kms_key_name

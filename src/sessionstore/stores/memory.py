@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import ClassVar, Unpack
 
 from sessionstore.base import ObjectSessionStore
-from sessionstore.errors import StoreConfigError
 from sessionstore.provider import (
     ListedObject,
     ObjectInfo,
@@ -20,7 +19,7 @@ from sessionstore.provider import (
     _NotFound,
     _PreconditionFailed,
 )
-from sessionstore.urlparams import UrlParams, positive_int
+from sessionstore.urlparams import SESSIONS, UrlParams
 
 __all__ = ["MemorySessionStore"]
 
@@ -41,20 +40,20 @@ class MemorySessionStore(ObjectSessionStore):
     a counter.
 
     Raises:
-        StoreConfigError: ``max_size`` is not a positive int, or a base option is bad.
+        StoreConfigError: ``max_size`` is not an int in 1..10**9, or a base option is bad.
     """
 
     client_follows_loop = False  # no client
 
     provider = "memory"
-    url_params: ClassVar[UrlParams] = {"max_size": positive_int}
+    url_params: ClassVar[UrlParams] = {"max_size": SESSIONS}
 
     def __init__(
         self, *, max_size: int | None = None, prefix: str = "", **options: Unpack[StoreOptions]
     ) -> None:
         super().__init__(prefix=prefix, **options)
-        if max_size is not None and (not isinstance(max_size, int) or max_size < 1):
-            raise StoreConfigError(f"max_size must be a positive int or None, not {max_size!r}")
+        if max_size is not None:
+            SESSIONS.check("max_size", max_size)
         self.max_size = max_size
         self._objects: OrderedDict[str, _Entry] = OrderedDict()
         self._counter = itertools.count(1)

@@ -50,7 +50,7 @@ from sessionstore.provider import (
     http_fault,
     sync_call,
 )
-from sessionstore.urlparams import UrlParams, positive_int, seconds, text
+from sessionstore.urlparams import POOL, TIMEOUT, UrlParams, text
 
 __all__ = ["S3SessionStore"]
 
@@ -126,7 +126,8 @@ class S3SessionStore(ClientStore):
         aws_session_token: as in boto3; unset means boto3's environment and config.
         sse: ``ServerSideEncryption`` for PutObject (``"AES256"`` or ``"aws:kms"``).
         sse_kms_key_id: ``SSEKMSKeyId`` for PutObject.
-        max_pool_connections, connect_timeout, read_timeout: botocore client config.
+        max_pool_connections, connect_timeout, read_timeout: botocore client config
+            (1..1024 connections; seconds > 0 and <= 3600).
 
     Raises:
         StoreConfigError: an empty bucket name or a bad option.
@@ -140,9 +141,9 @@ class S3SessionStore(ClientStore):
         "endpoint_url": text,
         "sse": text,
         "sse_kms_key_id": text,
-        "max_pool_connections": positive_int,
-        "connect_timeout": seconds,
-        "read_timeout": seconds,
+        "max_pool_connections": POOL,
+        "connect_timeout": TIMEOUT,
+        "read_timeout": TIMEOUT,
     }
     url_aliases: ClassVar[Mapping[str, str]] = {"region": "region_name"}
 
@@ -169,6 +170,9 @@ class S3SessionStore(ClientStore):
         if not isinstance(bucket, str) or not bucket:
             raise StoreConfigError(f"bucket must be a non-empty str, not {bucket!r}")
         _check_endpoint_and_region(endpoint_url, region_name)
+        POOL.check("max_pool_connections", max_pool_connections)
+        TIMEOUT.check("connect_timeout", connect_timeout)
+        TIMEOUT.check("read_timeout", read_timeout)
         self.bucket = bucket
         self.endpoint_url = endpoint_url
         self.region_name = region_name
