@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 import warnings
+import weakref
 from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -942,6 +943,47 @@ print(len(asyncio.run(store.list())))
 """
 
 
+#: A store used through the async API, then forked (multiprocessing's 'fork' context):
+#: the child uses both APIs, also under a deadline. A hung child fails, never hangs.
+FORK_AFTER_ASYNC_USE = """
+import asyncio, multiprocessing, sys
+import sessionstore
+from sessionstore import SyncSessionStore, open_store
+
+store = open_store(sys.argv[1])
+asyncio.run(store.save("parent", {"tick": 1}))  # its clients and pools are open at the fork
+
+def child(results):
+    async def both():
+        await store.save("child-async", {"tick": 2})
+        return [await store.load("parent"), await store.load("child-async")]
+
+    got = asyncio.run(both())
+    with sessionstore.deadline(5):
+        got += asyncio.run(both())
+    sync = SyncSessionStore(store)
+    sync.save("child-sync", {"tick": 3})
+    got.append(sync.load("child-sync"))
+    with sessionstore.deadline(5):
+        sync.save("child-sync", {"tick": 4})
+        got.append(sync.load("child-sync"))
+    results.put(got)
+
+fork = multiprocessing.get_context("fork")
+results = fork.Queue()
+worker = fork.Process(target=child, args=(results,))
+worker.start()
+worker.join(60)
+if worker.is_alive():
+    worker.kill()
+    worker.join()
+    print("the forked child hung")
+else:
+    print(results.get(timeout=5) if worker.exitcode == 0 else "the forked child failed")
+print(worker.exitcode, asyncio.run(store.load("parent")))
+"""
+
+
 class LoopContract:
     """A store built outside any loop follows its caller's event loop (serverless).
 
@@ -954,6 +996,16 @@ class LoopContract:
         url, env = store_url
         out, err = run_python(ASYNC_HANDLER, url, env=env)
         assert (out, err) == ("5\n", "")
+
+    def test_a_forked_child_renews_what_the_parent_opened(
+        self, store_url: tuple[str, dict[str, str]]
+    ) -> None:
+        # The parent's thread pools come without their threads, its clients' connections
+        # are shared: the child must open its own, both APIs, within its deadline.
+        url, env = store_url
+        out, err = run_python(FORK_AFTER_ASYNC_USE, url, env=env)
+        one, two, three, four = ({"tick": n} for n in (1, 2, 3, 4))
+        assert (out, err) == (f"{[one, two, one, two, three, four]}\n0 {one}\n", "")
 
     def test_successive_event_loops(self, store: ObjectSessionStore) -> None:
         async def invocation(i: int) -> Any:
@@ -1172,6 +1224,19 @@ print(codes, len(store.list()))
 """
 
 
+#: A sync iterator taken one item and kept in a module global until exit.
+ITERATOR_KEPT_UNTIL_EXIT = """
+import sys
+from sessionstore import open_store_sync
+
+store = open_store_sync(sys.argv[1])
+for i in range(3):
+    store.save(f"kept-{i}", {"tick": i})
+KEPT = store.iter_ids(page_size=1)
+print(next(KEPT))
+"""
+
+
 class SyncStoreContract(StoreContract):
     """The whole contract through :class:`SyncSessionStore`, plus what threads do.
 
@@ -1204,6 +1269,34 @@ class SyncStoreContract(StoreContract):
         out, err = run_python(FORKED_WORKERS, url, env=env)
         listed = 1 + 40 + (3 * 40 if self.processes_share_sessions else 0)
         assert (out, err) == (f"[0, 0, 0] {listed}\n", "")
+
+    def test_an_iterator_kept_until_exit_prints_nothing(
+        self, store_url: tuple[str, dict[str, str]]
+    ) -> None:
+        url, env = store_url
+        out, err = run_python(ITERATOR_KEPT_UNTIL_EXIT, url, env=env)
+        assert (out, err) == ("kept-0\n", "")
+
+    def test_a_dropped_store_releases_its_loop_thread(self, make_async_store: MakeStore) -> None:
+        # Used, never closed, dropped: what it started ends with it (the loop thread and
+        # the loop's file descriptors), however many there were.
+        runners, dropped = [], []
+        for i in range(20):
+            sync = SyncSessionStore(make_async_store())
+            sync.save(f"dropped-{i}", snapshot(tick=i))
+            assert sync.load(f"dropped-{i}") == snapshot(tick=i)
+            runners.append(sync._runner)
+            dropped.append(weakref.ref(sync))
+            del sync
+        gc.collect()
+        assert [ref() for ref in dropped] == [None] * 20
+        for runner in runners:
+            if runner is None:  # on the caller's thread: it started no thread
+                assert self.on_callers_thread
+                continue
+            runner.thread.join(30)
+            assert not runner.thread.is_alive()
+            assert runner._loop is not None and runner._loop.is_closed()
 
     def test_calls_run_on_the_callers_thread(
         self, make_sync: Callable[..., SyncSessionStore], monkeypatch: pytest.MonkeyPatch

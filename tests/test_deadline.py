@@ -6,12 +6,21 @@ tests/reliability/test_deadline.py.
 
 import asyncio
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_fixed
 
 import sessionstore
-from sessionstore import MemorySessionStore, StoreConfigError, StoreUnavailableError
+from sessionstore import (
+    FileSessionStore,
+    MemorySessionStore,
+    StoreConfigError,
+    StoreUnavailableError,
+    SyncSessionStore,
+)
 from sessionstore.deadline import remaining, stop_at_deadline
 
 
@@ -69,3 +78,47 @@ async def test_tasks_started_inside_a_block_inherit_it() -> None:
     with sessionstore.deadline(50):
         seen = await asyncio.create_task(asyncio.to_thread(remaining))
     assert seen is not None and seen <= 50
+
+
+class _SlowToOpen(FileSessionStore):
+    """A file store whose client takes as long to open as ``release`` lets it."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.release = threading.Event()
+
+    async def _open(self) -> None:
+        await asyncio.to_thread(self.release.wait, 30)
+
+    def _open_sync(self) -> None:
+        self.release.wait(30)
+
+
+async def test_opening_the_async_client_is_within_the_deadline(tmp_path: Path) -> None:
+    store = _SlowToOpen(tmp_path)
+    try:
+        with sessionstore.deadline(0.2), pytest.raises(StoreUnavailableError, match="opening"):
+            await asyncio.wait_for(store.save("s", {"tick": 1}), timeout=20)
+    finally:
+        store.release.set()
+    await store.save("s", {"tick": 1})  # opened on the next call
+    assert await store.load("s") == {"tick": 1}
+
+
+def test_opening_the_sync_client_is_within_the_deadline(tmp_path: Path) -> None:
+    store = _SlowToOpen(tmp_path)
+    sync = SyncSessionStore(store)
+    assert sync.on_callers_thread
+
+    def invocation() -> None:
+        with sessionstore.deadline(0.2):
+            sync.save("s", {"tick": 1})
+
+    try:
+        with ThreadPoolExecutor(1) as pool, pytest.raises(StoreUnavailableError, match="opening"):
+            pool.submit(invocation).result(timeout=20)
+    finally:
+        store.release.set()
+    sync.save("s", {"tick": 1})  # the cut-off open finished meanwhile, or opens now
+    assert sync.load("s") == {"tick": 1}
+    sync.close()

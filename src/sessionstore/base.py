@@ -12,6 +12,7 @@ size guard, retries, error mapping, TTL, the stale-tick guard and logging
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import logging
@@ -36,6 +37,7 @@ from sessionstore.errors import (
     StoreConfigError,
     StoreUnavailableError,
 )
+from sessionstore.forks import renew_in_child
 from sessionstore.keys import decode_key, make_key, normalize_prefix
 from sessionstore.loops import LoopAffinity
 from sessionstore.provider import (
@@ -116,6 +118,7 @@ class ObjectSessionStore(ABC):
         self._affinity = self._new_affinity()
         self._sync_lock = threading.Lock()  # guards opening and closing the sync state
         self._sync_open = False
+        renew_in_child(self)
 
     def _new_affinity(self) -> LoopAffinity:
         return LoopAffinity(
@@ -224,12 +227,15 @@ class ObjectSessionStore(ABC):
     async def _blocking(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run a blocking call: inline for a sync-API call, else in a worker thread.
 
-        A sync-API call inside a :func:`sessionstore.deadline` block runs in a worker
-        thread too, so that the deadline can cut it off. The caller's context (its
-        deadline, :func:`sync_call`) goes along.
+        A sync-API call inside a :func:`sessionstore.deadline` block runs on a daemon
+        thread of its own, so that the deadline can cut it off and a cut-off request
+        (still blocked in a socket read) never delays the process's exit. The caller's
+        context (its deadline, :func:`sync_call`) goes along.
         """
-        if sync_call() and remaining() is None:
-            return fn(*args, **kwargs)
+        if sync_call():
+            if remaining() is None:
+                return fn(*args, **kwargs)
+            return await _on_daemon_thread(functools.partial(fn, *args, **kwargs))
         call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
@@ -259,10 +265,16 @@ class ObjectSessionStore(ABC):
             await self._affinity.ensure_open()
 
     async def _ensure_open_sync(self) -> None:
-        with self._sync_lock:  # other threads' sync calls wait for the one client
-            if not self._sync_open:
-                await self._translated(self._blocking(self._open_sync))
-                self._sync_open = True
+        def open_once() -> None:
+            # The lock is held where the open runs: a caller its deadline cut off
+            # leaves the open to finish there (and serve the next call), and a caller
+            # waiting for it waits in its own thread, within its own deadline.
+            with self._sync_lock:  # other threads' sync calls wait for the one client
+                if not self._sync_open:
+                    self._open_sync()
+                    self._sync_open = True
+
+        await self._translated(self._blocking(open_once))
 
     def _end_sync(self) -> None:
         """Close the sync state, if open (blocking)."""
@@ -271,16 +283,17 @@ class ObjectSessionStore(ABC):
                 self._sync_open = False
                 self._close_sync()
 
-    def _forked(self, *, loop_thread_gone: bool) -> None:
-        """In a forked child: drop the sync client the parent opened, and its lock.
+    def _forked(self) -> None:
+        """In a forked child (:mod:`sessionstore.forks`): drop what the parent opened.
 
-        Its connections are the parent's too: a request on one would mix up the two
-        processes' responses. Closing it here closes only the child's copies. With
-        ``loop_thread_gone`` (the sync API's loop thread, which a fork does not copy)
-        the async client opened on that loop is forgotten too.
+        The async clients (one per event loop) and the worker thread pool of
+        :meth:`_blocking` are forgotten: the pool's threads did not survive the fork,
+        and the clients' connections are the parent's too (a request on one would mix
+        up the two processes' responses). The sync client is closed, which closes only
+        the child's copies of its sockets. The next call opens everything afresh.
         """
-        if loop_thread_gone:
-            self._affinity = self._new_affinity()
+        self._affinity = self._new_affinity()
+        self._executor = None
         self._sync_lock = threading.Lock()
         if self._sync_open:
             self._sync_open = False
@@ -302,7 +315,8 @@ class ObjectSessionStore(ABC):
         number = 0
         started = time.monotonic()
         try:
-            await self._ensure_open()
+            async with attempt_budget():  # opening a client is within the deadline too
+                await self._ensure_open()
             async for state in self.retry.retrying(_Transient, lambda: what):
                 with state:
                     number = state.retry_state.attempt_number
@@ -321,9 +335,10 @@ class ObjectSessionStore(ABC):
             fault.args = (f"{what} failed ({fault.detail})",)
             raise
         except DeadlinePassed as exc:
+            when = f"on attempt {number}" if number else "while opening its client"
             raise StoreUnavailableError(
-                f"{what} ran out of the caller's deadline (sessionstore.deadline) on attempt"
-                f" {number}; a cut-off write may or may not have landed"
+                f"{what} ran out of the caller's deadline (sessionstore.deadline) {when};"
+                " a cut-off write may or may not have landed"
             ) from exc
         except _Transient as fault:
             within = "" if remaining() is None else " within the caller's deadline"
@@ -788,6 +803,37 @@ def _check_ttl(ttl: object, what: str) -> None:
 
 async def _no_request() -> None:
     """Nothing to do once ``_call`` has opened the store."""
+
+
+def _on_daemon_thread(call: Callable[[], T]) -> asyncio.Future[T]:
+    """Run ``call`` (with the caller's context) on a new daemon thread; await its result.
+
+    Interpreter exit joins no daemon thread, unlike executor workers: a request the
+    caller gave up on (its deadline passed) may stay blocked there without keeping the
+    process alive. Its late result or error is dropped.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if done.done():  # the caller gave up (cancelled)
+            return
+        if error is None:
+            done.set_result(result)  # type: ignore[arg-type]
+        else:
+            done.set_exception(error)
+
+    def run() -> None:
+        try:
+            result, error = context.run(call), None
+        except BaseException as exc:  # handed to the caller, whatever it is
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the caller's loop has closed meanwhile
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="sessionstore-deadline", daemon=True).start()
+    return done
 
 
 def _cause(fault: _Fault) -> BaseException:

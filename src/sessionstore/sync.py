@@ -30,7 +30,6 @@ import atexit
 import contextlib
 import contextvars
 import logging
-import os
 import threading
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator, Mapping
@@ -39,6 +38,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
+from sessionstore.forks import at_fork_in_child, renew_in_child
 from sessionstore.provider import SYNC_CALL
 from sessionstore.types import SessionInfo, SessionSnapshot, Versioned
 from sessionstore.url import open_store
@@ -74,9 +74,13 @@ _thread_loops = _ThreadLoops()
 
 @atexit.register
 def _close_main_loop() -> None:
-    # Thread-local data of the main thread outlives atexit: close its loop here.
+    # Thread-local data of the main thread outlives atexit: close its loop here, after
+    # ending the async generators it runs (a sync iterator kept until exit), so that
+    # none is left to finalize on a closed loop.
     own, _thread_loops.own = _thread_loops.own, None
     if own is not None:
+        with contextlib.suppress(Exception):
+            own.loop.run_until_complete(own.loop.shutdown_asyncgens())
         own.loop.close()
 
 
@@ -109,6 +113,11 @@ def _run_here(coro: Coroutine[Any, Any, T]) -> T:
             task.cancel()
             with contextlib.suppress(BaseException):
                 loop.run_until_complete(task)
+        elif not task.cancelled():
+            # The interrupt was raised inside the task, which holds it too: it is
+            # this exception, already on its way to the caller. Marked as retrieved,
+            # so that asyncio does not report it again when the task is collected.
+            task.exception()
         raise
 
 
@@ -145,8 +154,12 @@ class _LoopThread:
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Close the store on the loop, end the loop and its thread."""
+    def stop(self, timeout: float | None = None, *, wait: bool = True) -> None:
+        """Close the store on the loop, end the loop and its thread.
+
+        With ``wait=False`` (a finalizer, which may run on that very thread) the
+        thread is told to end and not waited for.
+        """
         with _live_lock:
             _live.discard(self)
         loop, stopped = self._loop, self._stopped
@@ -160,7 +173,8 @@ class _LoopThread:
             loop.call_soon_threadsafe(stop_now)
         except RuntimeError:  # the loop has already ended
             return
-        self.thread.join(timeout)
+        if wait:
+            self.thread.join(timeout)
 
 
 #: Loop threads still running, stopped at interpreter exit (like an unclosed boto3
@@ -177,22 +191,14 @@ def _stop_at_exit() -> None:
         runner.stop(timeout=_EXIT_CLOSE_TIMEOUT)
 
 
-#: Every SyncSessionStore, for the fork hook below.
-_stores: weakref.WeakSet[SyncSessionStore] = weakref.WeakSet()
-
-
+@at_fork_in_child
 def _after_fork_in_child() -> None:
     # Only the forking thread lives on in the child: other threads' loops and the loop
-    # threads are gone, and the clients' connections are shared with the parent.
+    # threads are gone (each SyncSessionStore forgets its own in _forked).
     global _live_lock
     _thread_loops.own = None
     _live_lock = threading.Lock()
     _live.clear()
-    for store in list(_stores):
-        store._forked()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class SyncSessionStore:
@@ -213,13 +219,17 @@ class SyncSessionStore:
         self._runner: _LoopThread | None = None
         #: Whether calls run on the caller's thread with the sync SDK (see the module).
         self.on_callers_thread = store._serves_sync()
-        _stores.add(self)
+        #: Stops the loop thread when this instance is garbage-collected unclosed.
+        self._finalizer: weakref.finalize[..., Any] | None = None
+        renew_in_child(self)
 
     def _forked(self) -> None:
-        """In a forked child: forget the parent's loop thread and clients."""
+        """In a forked child: forget the parent's loop thread (the store renews itself)."""
         self._lock = threading.Lock()
-        runner, self._runner = self._runner, None  # its thread did not survive the fork
-        self.store._forked(loop_thread_gone=runner is not None)
+        self._runner = None  # its thread did not survive the fork
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
 
     # ------------------------------------------------------------------ running
 
@@ -229,7 +239,12 @@ class SyncSessionStore:
             return runner
         with self._lock:
             if self._runner is None:
-                self._runner = _LoopThread(self.store)
+                runner = self._runner = _LoopThread(self.store)
+                # Dropped without close(): the thread, its loop (and the loop's file
+                # descriptors) end with this instance. The runner never refers back to
+                # it, so nothing keeps an unreferenced SyncSessionStore alive.
+                self._finalizer = weakref.finalize(self, runner.stop, wait=False)
+                self._finalizer.atexit = False  # exit stops every runner (_stop_at_exit)
             return self._runner
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -267,7 +282,10 @@ class SyncSessionStore:
             while batch := self._run(take()):
                 yield from batch
         finally:
-            self._run(items.aclose())
+            # Unless it has ended: a listing left open ends on the store's loop. An
+            # iterator kept until exit finds it ended by its loop's shutdown.
+            if getattr(items, "ag_frame", True) is not None:
+                self._run(items.aclose())
 
     # ------------------------------------------------------------------ API
 
@@ -367,6 +385,9 @@ class SyncSessionStore:
             return
         with self._lock:
             runner, self._runner = self._runner, None
+            finalizer, self._finalizer = self._finalizer, None
+        if finalizer is not None:
+            finalizer.detach()
         if runner is not None:
             runner.stop()
 
