@@ -16,6 +16,7 @@ import decimal
 import enum
 import gc
 import inspect
+import json
 import math
 import os
 import random
@@ -380,6 +381,22 @@ class EncodingContract:
         with pytest.raises(SnapshotDecodeError) as info:
             await store.load("bad")
         assert "bad.json" in str(info.value)
+
+    @pytest.mark.parametrize("compression", [None, "gzip", "zstd"], ids=["plain", "gzip", "zstd"])
+    async def test_big_integers_round_trip_exactly(
+        self, make_store: MakeStore, compression: Any
+    ) -> None:
+        """Integers beyond 64 bits: saved and loaded exact, and read exact when another
+        writer (Python's json) stored them."""
+        store = make_store(compression=compression, compress_min_bytes=0)
+        snap = snapshot(account_id=123456789012345678901234567890, low=-(2**63) - 1, f=1e19)
+        await store.save("s", snap)
+        loaded = await store.load("s")
+        assert loaded == snap and repr(loaded) == repr(snap)
+        body = json.dumps(snap).encode()
+        await put_raw(store, make_key(store.prefix, "theirs"), body)
+        theirs = await store.load("theirs")
+        assert theirs == snap and repr(theirs) == repr(snap)
 
     async def test_max_snapshot_bytes_on_save_and_load(self, make_store: MakeStore) -> None:
         small = make_store(max_snapshot_bytes=2000)

@@ -274,6 +274,28 @@ async def test_cp_if_absent_keeps_the_destination(tmp_path: Path) -> None:
     assert loaded is not None and loaded["tick"] == 9
 
 
+async def test_cp_keeps_a_newer_destination_unless_told_to_overwrite(tmp_path: Path) -> None:
+    src, dst = FileSessionStore(tmp_path / "src"), FileSessionStore(tmp_path / "dst")
+    await src.save("s1", snapshot("s1", 7))
+    await dst.save("s1", snapshot("s1", 999))
+    args = ["cp", f"file://{tmp_path}/src", f"file://{tmp_path}/dst", "--delete-source"]
+    kept = run(*args)
+    assert kept.returncode == 1, kept.stderr
+    assert "copied 0, skipped 0, failed 1, deleted from source 0" in kept.stdout
+    assert "failed 's1': conflict: the destination holds a different session at tick 999" in (
+        kept.stderr
+    )
+    assert await dst.load("s1") == snapshot("s1", 999)
+    assert await src.load("s1") == snapshot("s1", 7)
+    both = run(*args, "--if-absent", "--overwrite")
+    assert both.returncode == 2 and "exclude each other" in both.stderr
+    replaced = run(*args, "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert "copied 1, skipped 0, failed 0, deleted from source 1" in replaced.stdout
+    assert await dst.load("s1") == snapshot("s1", 7) and await src.list() == []
+    assert "--overwrite" in run("cp", "--help").stdout
+
+
 def _cloud_env(fake_gcs: Any, azurite: Any) -> dict[str, str]:
     return {
         "AWS_ACCESS_KEY_ID": "test",

@@ -25,7 +25,7 @@ from sessionstore.codec import Codec, JsonSerializer
 json_values = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
+    | st.integers()
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda children: (
@@ -375,18 +375,140 @@ def test_encoded_size_boundary() -> None:
         Codec(max_snapshot_bytes=10).encode(snap)
 
 
+BIG = {
+    "account_id": 123456789012345678901234567890,
+    "above_uint64": 2**64,
+    "below_int64": -(2**63) - 1,
+    "edges": [2**64 - 1, -(2**63), 2**63],
+    "huge": 10**400,  # orjson cannot even read this as a float
+    "float": 1e19,
+    "nested": {"n": [-(10**30), {"m": 7**50}]},
+}
+
+
+@pytest.mark.parametrize("compression", [None, "gzip", "zstd"], ids=["plain", "gzip", "zstd"])
+def test_big_integers_round_trip_exactly(compression: Any) -> None:
+    codec = Codec(compression=compression, compress_min_bytes=0)
+    body = codec.encode(BIG).body
+    loaded = codec.decode(body, "k")
+    assert loaded == BIG and repr(loaded) == repr(BIG)  # ints stay int, 1e19 stays float
+    plain = Codec().encode(BIG).body
+    assert json.loads(plain) == BIG  # what the stdlib reads back
+    assert plain.startswith(b'{"account_id":123456789012345678901234567890,')
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps(BIG).encode(),  # the stdlib's spacing
+        json.dumps(BIG, separators=(",", ":")).encode(),
+        json.dumps({**BIG, "é": "\U0001f600"}).encode(),  # ensure_ascii escapes
+        json.dumps({**BIG, "é": "\U0001f600"}, ensure_ascii=False, indent=2).encode(),
+    ],
+    ids=["stdlib", "compact", "escaped", "indented"],
+)
+def test_big_integers_written_by_another_writer_load_exactly(body: bytes) -> None:
+    for compression in (None, "gzip", "zstd"):
+        codec = Codec(compression=compression, compress_min_bytes=0)
+        stored = gzip.compress(body) if compression == "gzip" else body
+        if compression == "zstd":
+            import zstandard
+
+            stored = zstandard.ZstdCompressor().compress(body)
+        assert codec.decode(stored, "k") == json.loads(body)
+        assert repr(codec.decode(stored, "k")) == repr(json.loads(body))
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"a": NaN, "b": 123456789012345678901234567890}', "unexpected character"),
+        (b'{"a": -Infinity, "b": 123456789012345678901234567890}', "no digit after sign"),
+        (b'{"a": 1e400, "b": 123456789012345678901234567890}', "number is infinity"),
+        (b'{"a": 1' + b"0" * 400 + b', "b": NaN}', "number is infinity"),
+        (b'{"a": "\\ud800", "b": 123456789012345678901234567890}', "surrogate"),
+        (b'{"\\udc00": 1, "b": 123456789012345678901234567890}', "surrogate"),
+        (b'\xef\xbb\xbf{"b": 123456789012345678901234567890}', "BOM"),
+        (b'{"a": "\xff", "b": 123456789012345678901234567890}', "not valid UTF-8"),
+        (b'{"b": 123456789012345678901234567890', "unexpected end of data"),
+        (b'{"b": 123456789012345678901234567890}{}', "content after document"),
+        (b'{"a": "\x01", "b": 123456789012345678901234567890}', "control character"),
+        (b'{"a": 1' + b"0" * 5000 + b"}", "4300 digits"),
+    ],
+    ids=[
+        "nan",
+        "minus-infinity",
+        "float-overflow",
+        "huge-int-then-nan",
+        "lone-surrogate",
+        "lone-surrogate-key",
+        "bom",
+        "bad-utf8",
+        "truncated",
+        "trailing-document",
+        "control-character",
+        "int-over-4300-digits",
+    ],
+)
+def test_the_exact_path_refuses_what_orjson_refuses(body: bytes, message: str) -> None:
+    with pytest.raises(SnapshotDecodeError, match=message):
+        Codec().decode(body, "k")
+
+
+# Floats JSON writers get wrong: 17 digits needed, subnormals, the extremes, -0.0,
+# and decimal strings that sit on or next to a rounding boundary.
+HARD_FLOATS = [
+    "0.30000000000000004",
+    "5e-324",
+    "2.4703282292062328e-324",
+    "4.9406564584124654e-324",
+    "2.225073858507201e-308",
+    "2.2250738585072011e-308",
+    "2.2250738585072014e-308",
+    "1.7976931348623157e308",
+    "1.7976931348623158e308",
+    "-0.0",
+    "9007199254740993.0",
+    "0.1000000000000000055511151231257827021181583404541015625",
+    "123456789012345678901234567890.0",
+    "1e23",
+    "8.98846567431158e307",
+]
+
+
+@pytest.mark.parametrize("literal", HARD_FLOATS)
+def test_hard_floats_are_read_bit_exactly_on_both_paths(literal: str) -> None:
+    expected = float(literal)
+    common = Codec().decode(f'{{"x": {literal}}}'.encode(), "k")["x"]
+    exact = Codec().decode(f'{{"x": {literal}, "big": {2**70}}}'.encode(), "k")["x"]
+    for got in (common, exact):
+        assert type(got) is float and got.hex() == expected.hex()
+    body = Codec().encode({"x": expected, "big": 2**70}).body
+    assert Codec().decode(body, "k")["x"].hex() == expected.hex()
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        ({"a": 2**64}, "Integer exceeds 64-bit range"),
-        ({"a": -(2**63) - 1}, "Integer exceeds 64-bit range"),
+        ({"a": 2**64, "b": math.nan}, "snapshot['b'] is nan"),
+        ({"a": 2**64, "b": [object()]}, "snapshot['b'][0] is a object"),
+        ({"a": 2**64, "b": "\udc00"}, "surrogates not allowed"),
+        ({"a": 10**5000}, "4300 digits"),
     ],
-    ids=["2**64", "below-int64"],
+    ids=["nan", "object", "lone-surrogate", "over-4300-digits"],
 )
-def test_what_orjson_refuses_is_an_encode_error(bad: Any, message: str) -> None:
-    with pytest.raises(SnapshotEncodeError, match=message):
+def test_the_exact_path_refuses_what_json_cannot_hold(bad: Any, message: str) -> None:
+    with pytest.raises(SnapshotEncodeError, match=re.escape(message)):
         Codec().encode(bad)
-    assert Codec().encode({"a": 2**64 - 1}).body == b'{"a":18446744073709551615}'
+
+
+def test_a_big_integer_still_meets_the_size_guard() -> None:
+    snap = {"a": 2**64}  # {"a":18446744073709551616} is 26 bytes
+    assert len(Codec(max_snapshot_bytes=26).encode(snap).body) == 26
+    with pytest.raises(SnapshotTooLargeError, match="snapshot is 26 bytes"):
+        Codec(max_snapshot_bytes=25).encode(snap)
+    with pytest.raises(SnapshotTooLargeError):
+        Codec(max_snapshot_bytes=25).decode(b'{"a":18446744073709551616}', "k")
 
 
 def test_zstd_without_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,16 +1,21 @@
 """copy_sessions between real stores: what counts as identical, what counts as failed."""
 
+import contextlib
+import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from sessionstore import FileSessionStore, MemorySessionStore, StoreConfigError
+from sessionstore import FileSessionStore, MemorySessionStore, StoreConfigError, Versioned
+from sessionstore.base import ObjectSessionStore
 from sessionstore.copy import copy_sessions
+from sessionstore.keys import make_key
 from sessionstore.stores.s3 import S3SessionStore
-from sessionstore.testing import Emulator
-from tests.contract import snapshot
+from sessionstore.testing import Emulator, emulator_store, purge_prefix
+from tests.contract import put_raw, snapshot
 
 
 async def test_true_1_and_1_0_are_not_the_same_session(tmp_path: Path) -> None:
@@ -26,8 +31,10 @@ async def test_true_1_and_1_0_are_not_the_same_session(tmp_path: Path) -> None:
         await dst.save(session_id, ours)
     await src.save("same", {"b": 1, "a": [1.5, True]})
     await dst.save("same", {"a": [1.5, True], "b": 1})  # key order does not matter
-    report = await copy_sessions(src, dst, delete_source=True)
-    assert (report.copied, report.skipped, report.failures) == (4, 1, [])
+    conflicts = await copy_sessions(src, dst, delete_source=True)  # no ticks to compare
+    assert (conflicts.copied, conflicts.skipped, len(conflicts.failures)) == (0, 1, 4)
+    report = await copy_sessions(src, dst, delete_source=True, overwrite=True)
+    assert (report.copied, report.skipped, report.failures) == (4, 0, [])
     for session_id, (theirs, _) in cases.items():
         copied = await dst.load(session_id)
         assert copied == theirs and repr(copied) == repr(theirs)
@@ -38,10 +45,10 @@ async def test_a_stale_destination_is_a_failure_and_keeps_the_source() -> None:
     src, dst = MemorySessionStore(), MemorySessionStore(reject_stale=True)
     await src.save("s", snapshot(tick=3))
     await dst.save("s", snapshot(tick=9))
-    report = await copy_sessions(src, dst, delete_source=True)
+    report = await copy_sessions(src, dst, delete_source=True, overwrite=True)
     assert (report.copied, report.skipped, report.deleted) == (0, 0, 0)
     assert [session_id for session_id, _ in report.failures] == ["s"]
-    assert "older than the stored tick 9" in report.failures[0][1]
+    assert "older than the stored tick 9" in report.failures[0][1]  # reject_stale refuses
     assert await src.load("s") == snapshot(tick=3)
 
 
@@ -68,3 +75,164 @@ async def test_the_canary_leaves_nothing_behind(tmp_path: Path) -> None:
     report = await copy_sessions(src, dst, delete_source=True)
     assert (report.copied, report.deleted, report.failures) == (1, 1, [])
     assert await dst.list() == ["a"] and await src.list() == []
+
+
+@pytest.fixture(params=["memory", "file", "gcs", "azure"])
+async def two_stores(
+    request: pytest.FixtureRequest, tmp_path: Path, unique_prefix: str
+) -> AsyncIterator[tuple[ObjectSessionStore, ObjectSessionStore]]:
+    """A source and a destination store of one kind (on an emulator: two prefixes).
+
+    Not LocalStack S3: it refuses the conditional delete that --delete-source needs.
+    """
+    async with _two_stores(request.param, request, tmp_path, unique_prefix) as stores:
+        yield stores
+
+
+@contextlib.asynccontextmanager
+async def _two_stores(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, unique_prefix: str
+) -> AsyncIterator[tuple[ObjectSessionStore, ObjectSessionStore]]:
+    if kind == "memory":
+        yield MemorySessionStore(), MemorySessionStore()
+        return
+    if kind == "file":
+        yield FileSessionStore(tmp_path / "src"), FileSessionStore(tmp_path / "dst")
+        return
+    emulator = request.getfixturevalue({"gcs": "fake_gcs", "azure": "azurite"}[kind])
+    src = emulator_store(kind, emulator, prefix=f"{unique_prefix}src/")
+    dst = emulator_store(kind, emulator, prefix=f"{unique_prefix}dst/")
+    try:
+        yield src, dst
+    finally:
+        for store in (src, dst):
+            await purge_prefix(store)
+            await store.aclose()
+
+
+async def test_cp_replaces_only_an_older_destination(
+    two_stores: tuple[ObjectSessionStore, ObjectSessionStore],
+) -> None:
+    """Destination s1 at tick 999, source s1 at tick 7: a conflict, both kept."""
+    src, dst = two_stores
+    theirs = {
+        "newer": snapshot(tick=999),
+        "same-tick": snapshot(tick=7, note="theirs"),
+        "no-tick": {"note": "theirs"},
+        "bool-tick": {"tick": True},
+        "older": snapshot(tick=3),
+        "identical": snapshot(tick=7),
+    }
+    for session_id, snap in theirs.items():
+        await dst.save(session_id, snap)
+    for session_id in [*theirs, "absent"]:
+        await src.save(session_id, snapshot(tick=7))
+    report = await copy_sessions(src, dst, delete_source=True, concurrency=3)
+    assert (report.copied, report.skipped, report.deleted) == (2, 1, 3)
+    conflicts = dict(report.failures)
+    assert sorted(conflicts) == ["bool-tick", "newer", "no-tick", "same-tick"]
+    assert all(why.startswith("conflict: ") for why in conflicts.values())
+    assert "at tick 999, not older than the source's tick 7" in conflicts["newer"]
+    assert "--overwrite replaces it" in conflicts["no-tick"]
+    assert await src.list() == sorted(conflicts)  # the conflicts' sources stay
+    for session_id in conflicts:
+        assert await dst.load(session_id) == theirs[session_id]
+    for session_id in ("older", "identical", "absent"):
+        assert await dst.load(session_id) == snapshot(tick=7)
+    again = await copy_sessions(src, dst, delete_source=True, overwrite=True)
+    assert (again.copied, again.deleted, again.failures) == (4, 4, [])
+    assert await src.list() == []
+    for session_id in theirs:
+        assert await dst.load(session_id) == snapshot(tick=7)
+
+
+class Racing(FileSessionStore):
+    """A destination where another writer lands right after each read of ``racing``."""
+
+    racing = ""
+
+    async def load_versioned(self, session_id: str) -> Versioned | None:
+        got = await super().load_versioned(session_id)
+        if session_id == self.racing:
+            self.racing = ""
+            await self.save(session_id, snapshot(tick=1000))
+        return got
+
+
+@pytest.mark.parametrize(
+    ("before", "overwrite"),
+    [(None, False), (snapshot(tick=3), False), (snapshot(tick=999), True)],
+    ids=["absent", "older", "overwrite"],
+)
+async def test_a_writer_between_read_and_write_makes_a_conflict(
+    tmp_path: Path, before: Any, overwrite: bool
+) -> None:
+    src, dst = FileSessionStore(tmp_path / "src"), Racing(tmp_path / "dst")
+    await src.save("s", snapshot(tick=7))
+    if before is not None:
+        await dst.save("s", before)
+    dst.racing = "s"
+    report = await copy_sessions(src, dst, delete_source=True, overwrite=overwrite)
+    assert (report.copied, report.deleted) == (0, 0)
+    assert report.failures == [("s", "conflict: the destination changed during the copy")]
+    assert await dst.load("s") == snapshot(tick=1000)  # the racing writer's session
+    assert await src.load("s") == snapshot(tick=7)
+
+
+async def test_if_absent_and_overwrite_exclude_each_other() -> None:
+    with pytest.raises(ValueError, match="overwrite"):
+        await copy_sessions(
+            MemorySessionStore(), MemorySessionStore(), if_absent=True, overwrite=True
+        )
+
+
+# Values a lossy reader changes: integers beyond 64 bits (orjson read them as floats)
+# and floats that need all 17 digits, subnormals, the extremes, -0.0, and decimal
+# spellings longer than the shortest repr.
+_EXACT_BODY = (
+    b'{"tick": 7, "account_id": 123456789012345678901234567890,'
+    b' "low": -9223372036854775809, "huge": 1' + b"0" * 400 + b","
+    b' "floats": [0.30000000000000004, 5e-324, 1e-320, 2.2250738585072014e-308,'
+    b" 2.225073858507201e-308, 1.7976931348623157e308, -0.0, 1e16, 9007199254740993.0,"
+    b" 0.1000000000000000055511151231257827021181583404541015625, 1e19]}"
+)
+
+
+def _exact(value: Any) -> Any:
+    """``value`` with every float spelled bit for bit (``float.hex``), to compare."""
+    if isinstance(value, dict):
+        return {k: _exact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_exact(v) for v in value]
+    return value.hex() if isinstance(value, float) else (type(value).__name__, value)
+
+
+@pytest.mark.parametrize("kind", ["file", "azure"])
+async def test_cp_moves_big_integers_and_hard_floats_exactly(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, unique_prefix: str
+) -> None:
+    """A body another writer stored (Python's json): cp --delete-source moves its
+    values exactly, and only then deletes it."""
+    async with _two_stores(kind, request, tmp_path, unique_prefix) as (src, dst):
+        await _move_exactly(src, dst)
+
+
+async def _move_exactly(src: ObjectSessionStore, dst: ObjectSessionStore) -> None:
+    original = json.loads(_EXACT_BODY)
+    await put_raw(src, make_key(src.prefix, "s"), _EXACT_BODY)
+    await dst.save("lossy", {"tick": 7, "account_id": float(original["account_id"])})
+    await put_raw(
+        src,
+        make_key(src.prefix, "lossy"),
+        b'{"tick": 7, "account_id": 123456789012345678901234567890}',
+    )
+    report = await copy_sessions(src, dst, delete_source=True)
+    # "lossy": the destination holds the rounded value at the same tick: a conflict,
+    # not a skip (the sides differ exactly), and the exact original stays.
+    assert (report.copied, report.skipped, report.deleted) == (1, 0, 1)
+    assert [session_id for session_id, _ in report.failures] == ["lossy"]
+    assert await src.list() == ["lossy"]
+    copied = await dst.load("s")
+    assert _exact(copied) == _exact(original)
+    raw = (await dst._get(make_key(dst.prefix, "s"))).body
+    assert _exact(json.loads(raw)) == _exact(original)  # what any exact reader sees

@@ -8,11 +8,13 @@ plain, gzip and zstd objects side by side.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, NoReturn, Protocol, runtime_checkable
 
 import orjson
 
@@ -58,9 +60,14 @@ class JsonSerializer:
 
     Any ``Mapping`` is a JSON object, any ``list``/``tuple`` an array, and a subclass
     of ``str``, ``int`` or ``float`` (a ``StrEnum``, an ``IntEnum``, ...) its plain
-    value, at every depth. Refuses NaN and Infinity, non-``str`` keys, lone
-    surrogates, a snapshot that contains itself, nesting deeper than 254 levels and
-    every other type.
+    value, at every depth. Integers of any size round-trip exactly, as with the
+    stdlib's ``json`` (up to its 4,300-digit limit). Refuses NaN and Infinity,
+    non-``str`` keys, lone surrogates, a snapshot that contains itself, nesting
+    deeper than 254 levels and every other type.
+
+    orjson does the work; an integer beyond 64 bits (which orjson refuses to write
+    and reads as a float) sends that one document through the stdlib's ``json``,
+    with the same refusals (docs/DESIGN.md, "Storage format").
     """
 
     content_type = "application/json"
@@ -81,18 +88,132 @@ class JsonSerializer:
         # accepts types JSON has not: the one-pass check says whether obj is plain JSON.
         if raw is not None and _is_plain(obj):
             return raw
+        plain = _plain(obj, ("snapshot",), set())
         try:
-            return orjson.dumps(_plain(obj, ("snapshot",), set()))
+            return orjson.dumps(plain)
         except TypeError as exc:  # an int over 64 bits, a lone surrogate
-            raise ValueError(str(exc)) from exc
+            return _dumps_exact(plain, exc)
 
     def loads(self, data: bytes) -> Any:
-        """Parse UTF-8 JSON.
+        """Parse UTF-8 JSON; integers of any size come back exact.
 
         Raises:
-            ValueError: ``data`` is not valid UTF-8 JSON.
+            ValueError: ``data`` is not valid UTF-8 JSON (or holds NaN, Infinity, a
+                number too big for a float, a lone surrogate, an integer of more than
+                4,300 digits).
         """
-        return orjson.loads(data)
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            # orjson refuses an integer literal too big for a double (over ~309 digits).
+            if _LONG_INTEGER.search(data) is None:
+                raise
+            return _loads_exact(data, exc)
+        if _maybe_rounded(obj, data):
+            return _loads_exact(data, None)
+        return obj
+
+
+#: Floats of this magnitude or more may be orjson's reading of an integer literal
+#: beyond 64 bits (it reads -2**63 .. 2**64-1 as int, anything further as float).
+_ROUNDED = float(2**63)
+#: An integer literal orjson cannot hold as int has 20 digits, or 19 after a minus.
+_LONG_INTEGER = re.compile(rb"[0-9]{20}|-[0-9]{19}")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _maybe_rounded(obj: Any, data: bytes) -> bool:
+    """Whether orjson may have read an integer literal in ``data`` as a float.
+
+    The common case costs one C pass: a body orjson itself wrote (the store's own)
+    is byte for byte what orjson writes again, and orjson writes every float with a
+    ``.`` or an exponent, never as an integer literal. Other bodies (another
+    writer's spacing or escapes) get a walk for floats of 2**63 or more.
+    """
+    try:
+        if orjson.dumps(obj) == data:
+            return False
+    except TypeError:  # deeper than orjson writes: walk
+        pass
+    stack = [obj]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        value = pop()
+        kind = type(value)
+        if kind is dict:
+            extend(value.values())
+        elif kind is list:
+            extend(value)
+        elif kind is float and (value >= _ROUNDED or value <= -_ROUNDED):
+            return True
+    return False
+
+
+class _NotJson(ValueError):
+    """What orjson refuses and the stdlib's ``json`` would accept."""
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise _NotJson(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _NotJson(f"number {text[:40]} is too big for a float")
+    return number
+
+
+def _loads_exact(data: bytes, orjson_error: ValueError | None) -> Any:
+    """Parse with the stdlib's ``json`` (exact integers), refusing what orjson does.
+
+    ``orjson_error``: orjson's own refusal of ``data``, raised again if the stdlib
+    refuses it too (its message is the one users see for a corrupt body).
+    """
+    try:
+        text = data.decode("utf-8")  # strict; a BOM stays, and json refuses it
+        obj = json.loads(text, parse_float=_finite_float, parse_constant=_refuse_constant)
+        if _SURROGATE_ESCAPE.search(text) is not None:
+            _refuse_lone_surrogates(obj)
+    except (json.JSONDecodeError, UnicodeDecodeError, _NotJson, RecursionError) as exc:
+        if orjson_error is not None:
+            raise orjson_error from None
+        raise ValueError(str(exc)) from exc
+    # Any other ValueError is the stdlib's: an integer of more than 4,300 digits.
+    return obj
+
+
+def _refuse_lone_surrogates(obj: Any) -> None:
+    """``_NotJson`` if a string or key holds a lone surrogate (a ``\\udXXX`` escape)."""
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is dict:
+            stack.extend(value)
+            stack.extend(value.values())
+        elif kind is list:
+            stack.extend(value)
+        elif kind is str:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise _NotJson("lone surrogate in a string") from exc
+
+
+def _dumps_exact(plain: Any, orjson_error: TypeError) -> bytes:
+    """The compact JSON of ``plain`` (exact JSON types) by the stdlib's ``json``.
+
+    Raises:
+        ValueError: a lone surrogate, an integer of more than 4,300 digits.
+    """
+    try:
+        text = json.dumps(
+            plain, ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+        )
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # orjson's words for it
+        raise ValueError("str is not valid UTF-8: surrogates not allowed") from orjson_error
 
 
 #: orjson's nesting limit: 254 objects or arrays, one inside the other.

@@ -331,6 +331,12 @@ def purge_expired(url: str, ttl: str) -> None:
 @click.option("--ids", multiple=True, help="Copy only these ids (repeatable).")
 @click.option("--concurrency", "-j", default=16, show_default=True, type=click.IntRange(1, 256))
 @click.option("--if-absent", is_flag=True, help="Keep sessions the destination has.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace a differing destination session even if it is not older"
+    " (still only the version cp read).",
+)
 @click.option("--delete-source", is_flag=True, help="Delete each verified copy's source.")
 def cp(
     src_url: str,
@@ -338,9 +344,18 @@ def cp(
     ids: tuple[str, ...],
     concurrency: int,
     if_absent: bool,
+    overwrite: bool,
     delete_source: bool,
 ) -> None:
-    """Copy or migrate sessions between two stores; identical ones are skipped."""
+    """Copy or migrate sessions between two stores; identical ones are skipped.
+
+    A destination session that differs is replaced only if it is older (both carry an
+    integer tick and the destination's is lower); otherwise it is a conflict: counted
+    as failed, listed, exit 1, and its source is not deleted. --overwrite replaces it
+    anyway, still only if nobody wrote it since cp read it.
+    """
+    if if_absent and overwrite:
+        raise click.UsageError("--if-absent and --overwrite exclude each other")
 
     async def action() -> None:
         async with open_store(src_url) as src, open_store(dst_url) as dst:
@@ -350,7 +365,7 @@ def cp(
                     " exits: copy to a lasting store"
                 )
             report = await _copy_with_progress(
-                src, dst, ids or None, concurrency, if_absent, delete_source
+                src, dst, ids or None, concurrency, if_absent, overwrite, delete_source
             )
         click.echo(
             f"copied {report.copied}, skipped {report.skipped}, failed {len(report.failures)}"
@@ -396,6 +411,7 @@ async def _copy_with_progress(
     ids: Sequence[str] | None,
     concurrency: int,
     if_absent: bool,
+    overwrite: bool,
     delete_source: bool,
 ) -> CopyReport:
     def run(progress: Callable[[CopyReport], None]) -> Awaitable[CopyReport]:
@@ -405,6 +421,7 @@ async def _copy_with_progress(
             ids=ids,
             concurrency=concurrency,
             if_absent=if_absent,
+            overwrite=overwrite,
             delete_source=delete_source,
             progress=progress,
         )

@@ -4,10 +4,16 @@ Ids stream from the source's listing page by page into a bounded queue; ``concur
 workers copy one session each at a time, so at most ``concurrency`` snapshots are in
 memory. A session already identical at the destination is skipped (so an interrupted
 copy resumes where it stopped); every copy is read back and compared before it counts
-(type-exact: ``true`` is not ``1``, ``1`` is not ``1.0``, as JSON writes them),
+(value-exact: ``true`` is not ``1``, ``1`` is not ``1.0``, ``0.0`` is not ``-0.0``),
 and a source session is deleted (with ``delete_source``) only after that check, and
 only if it is still at the version that was copied. Before a ``delete_source`` copy
 starts, a canary proves that source and destination are different places.
+
+A destination session that differs is replaced only if it is older (both carry an
+integer ``tick`` and the destination's is lower) or with ``overwrite``; otherwise it
+is a conflict: a failure, and its source is kept. Every write is conditional on what
+was read (``if_absent`` for a missing session, ``if_version`` for an existing one), so
+a writer landing in between makes it a conflict too (docs/DESIGN.md, "Configuration").
 """
 
 from __future__ import annotations
@@ -62,6 +68,25 @@ def _same_json(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def _not_older(theirs: Any, ours: Any) -> str | None:
+    """Why the destination snapshot ``theirs`` may not be replaced by ``ours``, or None.
+
+    Replaceable only when both carry an integer ``tick`` and the destination's is lower.
+    """
+    their_tick, our_tick = theirs.get("tick"), ours.get("tick")
+    if type(their_tick) is int and type(our_tick) is int:
+        if their_tick < our_tick:
+            return None
+        return (
+            f"conflict: the destination holds a different session at tick {their_tick},"
+            f" not older than the source's tick {our_tick}; --overwrite replaces it"
+        )
+    return (
+        "conflict: the destination holds a different session and the two do not both"
+        " carry an integer tick to tell which is older; --overwrite replaces it"
+    )
+
+
 async def _check_different_places(
     source: ObjectSessionStore, destination: ObjectSessionStore
 ) -> None:
@@ -101,6 +126,7 @@ async def copy_sessions(
     ids: Iterable[str] | None = None,
     concurrency: int = 16,
     if_absent: bool = False,
+    overwrite: bool = False,
     delete_source: bool = False,
     progress: Callable[[CopyReport], None] | None = None,
 ) -> CopyReport:
@@ -108,12 +134,19 @@ async def copy_sessions(
 
     Failures of single sessions are collected in the report, not raised.
 
+    A destination session identical to the source's is skipped. One that differs is
+    kept with ``if_absent`` (skipped); otherwise it is replaced only if it is older
+    (both snapshots carry an integer ``tick`` and the destination's is lower) or with
+    ``overwrite``, and else reported as a conflict (a failure whose source is not
+    deleted). Writes are conditional on the destination version read, so a writer
+    landing between the read and the write makes a conflict, never a lost session.
+
     With ``delete_source``, before anything is copied or deleted, a canary proves the
     two are different places: a uniquely named marker session is written to the
     destination, the source must not see it, and it is removed again.
 
     Raises:
-        ValueError: ``concurrency`` is below 1.
+        ValueError: ``concurrency`` is below 1, or both ``if_absent`` and ``overwrite``.
         StoreConfigError: ``delete_source`` and the source sees what is written to the
             destination: one place under two spellings (every session would count as
             identical and then be deleted).
@@ -121,6 +154,8 @@ async def copy_sessions(
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
+    if if_absent and overwrite:
+        raise ValueError("if_absent keeps every destination session; overwrite replaces them")
     if delete_source:
         await _check_different_places(source, destination)
     report = CopyReport()
@@ -131,16 +166,33 @@ async def copy_sessions(
         if got is None:
             report.failures.append((session_id, "not found in the source"))
             return
-        if _same_json(await destination.load(session_id), got.snapshot):
+        theirs = await destination.load_versioned(session_id)
+        if theirs is not None and _same_json(theirs.snapshot, got.snapshot):
             report.skipped += 1
         else:
+            if theirs is not None:
+                if if_absent:
+                    report.skipped += 1  # --if-absent: the destination keeps its own
+                    return
+                why = None if overwrite else _not_older(theirs.snapshot, got.snapshot)
+                if why is not None:
+                    report.failures.append((session_id, why))
+                    return
             try:
-                await destination.save(session_id, got.snapshot, if_absent=if_absent)
+                if theirs is None:
+                    await destination.save(session_id, got.snapshot, if_absent=True)
+                else:
+                    await destination.save(session_id, got.snapshot, if_version=theirs.version)
             except StaleSnapshotError as exc:  # the sides differ: not a skip
                 report.failures.append((session_id, str(exc)))
                 return
             except ConflictError:
-                report.skipped += 1  # --if-absent: the destination keeps its own
+                if if_absent:
+                    report.skipped += 1  # created meanwhile: the destination keeps its own
+                else:
+                    report.failures.append(
+                        (session_id, "conflict: the destination changed during the copy")
+                    )
                 return
             if not _same_json(await destination.load(session_id), got.snapshot):
                 report.failures.append((session_id, "the copy read back differs"))
