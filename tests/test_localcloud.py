@@ -8,6 +8,7 @@ started by the pytest plugin from the built wheel, is tested in test_user_projec
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ from sessionstore.localcloud import LocalCloud, LocalCloudError, by_name, cloud
 from sessionstore.localcloud.processes import alive
 
 FAKE_GCS = by_name("fake-gcs")
+MOTO = by_name("moto")
 
 
 @pytest.fixture
@@ -157,16 +159,60 @@ def test_a_taken_configured_port_is_an_error(
     assert LocalCloud(run_dir).pid(FAKE_GCS) is None
 
 
-def test_down_never_signals_a_process_it_did_not_start(run_dir: Path) -> None:
-    # A pid file whose pid now belongs to another program (a reused pid) is ignored.
-    other = subprocess.Popen(["sleep", "600"])
+@pytest.fixture
+def look_alike() -> Iterator[subprocess.Popen[bytes]]:
+    """A process with moto server's command line that no local cloud started (another
+    project's emulator, say), leading a process group of its own."""
+    # As `exec -a "python -m moto.server ..." sleep 600` in bash; Popen returns after the exec.
+    argv = ["python -m moto.server -H 127.0.0.1 -p 5000", "600"]
+    other = subprocess.Popen(argv, executable=shutil.which("sleep"), start_new_session=True)
     try:
-        (run_dir / "pids").mkdir(parents=True)
-        (run_dir / "pids" / "fake-gcs.pid").write_text(f"{other.pid}\n")
-        assert LocalCloud(run_dir).down() == []
-        assert other.poll() is None
+        yield other
     finally:
         other.kill()
+        other.wait()
+
+
+def _start_time(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+
+
+@pytest.mark.parametrize(
+    "pid_file",
+    [
+        "{pid}\n",  # the older format: a bare pid
+        '{{"pid": {pid}, "start": "1", "token": "t"}}',  # another start time: a reused pid
+        '{{"pid": {pid}, "start": "{start}", "token": "t"}}',  # not given our token
+    ],
+    ids=["bare-pid", "other-start-time", "no-token"],
+)
+def test_down_never_signals_a_process_it_did_not_start(
+    run_dir: Path, look_alike: subprocess.Popen[bytes], pid_file: str
+) -> None:
+    pid = look_alike.pid
+    assert "moto.server" in Path(f"/proc/{pid}/cmdline").read_text()
+    (run_dir / "pids").mkdir(parents=True)
+    stale = run_dir / "pids" / "moto.pid"
+    stale.write_text(pid_file.format(pid=pid, start=_start_time(pid)))
+    assert LocalCloud(run_dir).pid(MOTO) is None
+    result = localcloud("down", "moto")
+    assert result.returncode == 0, result.stderr
+    assert f"moto: stale pid file {stale}" in result.stderr
+    assert "nothing to stop" in result.stderr and "stopping" not in result.stderr
+    assert look_alike.poll() is None  # not signalled, nor its group
+    assert not stale.exists()
+
+
+def test_a_pid_file_proves_start_time_and_token(run_dir: Path) -> None:
+    local = LocalCloud(run_dir)
+    local.up(["fake-gcs"])
+    pid = local.pid(FAKE_GCS)
+    assert pid is not None
+    record = json.loads((run_dir / "pids" / "fake-gcs.pid").read_text())
+    assert record["pid"] == pid and record["start"] == _start_time(pid)
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert f"SESSIONSTORE_LOCALCLOUD_TOKEN={record['token']}".encode() in environ
+    assert local.down(["fake-gcs"]) == ["fake-gcs"]
 
 
 def test_without_node_only_azurite_is_unavailable(run_dir: Path, tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """One local cloud: the emulators started from one run directory, and their state.
 
 The run directory (``$SESSIONSTORE_LOCALCLOUD_RUN``, default ``<cache>/run``) holds,
-per emulator, ``pids/NAME.pid`` (its pid, which leads its process group),
+per emulator, ``pids/NAME.pid`` (JSON: its pid, which leads its process group, the
+process's start time and the identity token put in its environment: together they
+prove that the pid is still the process started here),
 ``pids/NAME.port`` (the port it was started on) and, when it was started for holders
 (pytest sessions, ``scripts/test``), ``pids/NAME.holders``: the pids of the processes
 that use it. A holder's release stops the emulators that no live holder is left on
@@ -16,6 +18,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import shutil
 import sys
 import time
@@ -34,6 +37,8 @@ __all__ = ["RUN_ENV", "EmulatorState", "LocalCloud", "LocalCloudError", "default
 RUN_ENV = "SESSIONSTORE_LOCALCLOUD_RUN"
 BUCKET_ENV = "SESSIONSTORE_TEST_BUCKET"
 DEFAULT_BUCKET = "sessionstore-test"
+#: The variable that carries an emulator's identity token (see :meth:`LocalCloud.pid`).
+TOKEN_ENV = "SESSIONSTORE_LOCALCLOUD_TOKEN"
 
 
 class LocalCloudError(RuntimeError):
@@ -79,6 +84,32 @@ def _quiet(message: str) -> None:
     del message
 
 
+@dataclass(frozen=True)
+class _Started:
+    """What a pid file records: the pid, its start time and its identity token."""
+
+    pid: int
+    start: str
+    token: str
+
+    @classmethod
+    def parse(cls, text: str) -> _Started | None:
+        try:
+            record = json.loads(text)
+            return cls(int(record["pid"]), str(record["start"]), str(record["token"]))
+        except (ValueError, TypeError, KeyError):
+            return None  # unreadable, or an older format without start time and token
+
+    def dump(self) -> str:
+        return json.dumps({"pid": self.pid, "start": self.start, "token": self.token}) + "\n"
+
+    def running(self) -> bool:
+        """Is the pid still the process that was started (same start time, same token)?"""
+        return processes.start_time(self.pid) == self.start and processes.environment_has(
+            self.pid, TOKEN_ENV, self.token
+        )
+
+
 class LocalCloud:
     """The emulators of one run directory (see the module docstring).
 
@@ -103,15 +134,23 @@ class LocalCloud:
         """The emulator's output, rewritten at each start."""
         return self.run_dir / "logs" / f"{emulator.name}.log"
 
-    def pid(self, emulator: Emulator) -> int | None:
-        """The pid of the emulator if this run directory started it and it still runs."""
+    def _started(self, emulator: Emulator) -> tuple[bool, _Started | None]:
+        """Is there a pid file, and its record if it proves a running process."""
         try:
-            pid = int(self._file(emulator, "pid").read_text().strip())
-        except (OSError, ValueError):
-            return None
-        if processes.alive(pid) and emulator.marker in processes.command_line(pid):
-            return pid
-        return None
+            text = self._file(emulator, "pid").read_text()
+        except FileNotFoundError:
+            return False, None
+        except OSError:
+            return True, None
+        record = _Started.parse(text)
+        return True, record if record is not None and record.running() else None
+
+    def pid(self, emulator: Emulator) -> int | None:
+        """The pid of the emulator if this run directory started it and it still runs:
+        the pid file's process has the start time recorded with the pid and the identity
+        token this cloud put in its environment (a reused pid has neither)."""
+        record = self._started(emulator)[1]
+        return None if record is None else record.pid
 
     def port(self, emulator: Emulator) -> int:
         """The port it runs on (as started), else the port it would be started on."""
@@ -224,9 +263,14 @@ class LocalCloud:
         data.mkdir(parents=True, exist_ok=True)
         argv, extra = emulator.command(install, port, data)
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+        token = secrets.token_hex(16)
         header = f"=== {emulator.name} on port {port}, started at {time.ctime()}\n"
-        pid = processes.start_detached(argv, self.log(emulator), {**env, **extra}, header)
-        self._file(emulator, "pid").write_text(f"{pid}\n")
+        pid = processes.start_detached(
+            argv, self.log(emulator), {**env, **extra, TOKEN_ENV: token}, header
+        )
+        # Popen returns once the child has exec'd: its start time and environment are final.
+        start = processes.start_time(pid) or "gone"
+        self._file(emulator, "pid").write_text(_Started(pid, start, token).dump())
         self._file(emulator, "port").write_text(f"{port}\n")
         if holder is not None:
             self._set_holders(emulator, [holder])
@@ -284,7 +328,13 @@ class LocalCloud:
     def _stop(self, emulators: list[Emulator]) -> list[str]:
         stopped, failures = [], {}
         for emulator in emulators:
-            pid = self.pid(emulator)
+            exists, record = self._started(emulator)
+            pid = None if record is None else record.pid
+            if exists and pid is None:
+                self.say(
+                    f"{emulator.name}: stale pid file {self._file(emulator, 'pid')} (its process "
+                    "is not one this cloud started, or is gone): removed, nothing signalled"
+                )
             if pid is not None:
                 self.say(f"stopping {emulator.name} (pid {pid}) ...")
                 if not processes.stop_group(pid, self.down_timeout):
