@@ -15,16 +15,20 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sessionstore.localcloud import LocalCloud, LocalCloudError, by_name, cloud
+from sessionstore.localcloud import LocalCloud, LocalCloudError, by_name, cache_home, cloud
 from sessionstore.localcloud.processes import alive
 
 FAKE_GCS = by_name("fake-gcs")
 MOTO = by_name("moto")
+#: The warmed install cache, fixed before pytester moves HOME (which would move it too,
+#: and make every plugin test install the emulators afresh).
+CACHE = cache_home()
 
 
 @pytest.fixture
@@ -32,6 +36,7 @@ def run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A private run directory; whatever was started in it is stopped afterwards."""
     run = tmp_path / "run"
     monkeypatch.setenv("SESSIONSTORE_LOCALCLOUD_RUN", str(run))
+    monkeypatch.setenv("SESSIONSTORE_LOCALCLOUD_CACHE", str(CACHE))
     for emulator in ("LOCALSTACK_S3_PORT", "FAKE_GCS_PORT", "AZURITE_BLOB_PORT", "MOTO_S3_PORT"):
         monkeypatch.delenv(emulator, raising=False)
     yield run
@@ -59,25 +64,74 @@ def localcloud(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
     )
 
 
-def test_env_prints_the_lines_eval_expects(run_dir: Path) -> None:
+def _evaluated(stdout: str, *names: str) -> dict[str, str]:
+    """The variables ``names`` after bash has run ``eval`` on ``stdout``."""
+    script = 'eval "$1"; shift; for n in "$@"; do printf "%s=%s\\0" "$n" "${!n-UNSET}"; done'
+    out = subprocess.run(
+        ["bash", "-c", script, "bash", stdout, *names],
+        capture_output=True,
+        check=True,
+        env={"PATH": os.environ["PATH"]},
+        timeout=60,
+    ).stdout.decode()
+    return dict(item.split("=", 1) for item in out.split("\0") if item)
+
+
+def test_env_exports_nothing_while_nothing_runs(run_dir: Path, taken_port: int) -> None:
     result = localcloud("env")
     assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert "nothing to export" in result.stderr
+    # A foreign server on an emulator's port is not this cloud's emulator.
+    foreign = localcloud("env", env={**os.environ, "FAKE_GCS_PORT": str(taken_port)})
+    assert foreign.stdout == ""
+
+
+def test_env_all_prints_every_emulator_for_a_cloud_run_elsewhere(run_dir: Path) -> None:
+    result = localcloud("env", "--all")
+    assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "export AWS_ENDPOINT_URL='http://127.0.0.1:4566'",
-        "export AWS_ACCESS_KEY_ID='test'",
-        "export AWS_SECRET_ACCESS_KEY='test'",
-        "export AWS_DEFAULT_REGION='us-east-1'",
-        "export STORAGE_EMULATOR_HOST='http://127.0.0.1:9023'",
+        "export AWS_ENDPOINT_URL=http://127.0.0.1:4566",
+        "export AWS_ACCESS_KEY_ID=test",
+        "export AWS_SECRET_ACCESS_KEY=test",
+        "export AWS_DEFAULT_REGION=us-east-1",
+        "export STORAGE_EMULATOR_HOST=http://127.0.0.1:9023",
         "export AZURE_STORAGE_CONNECTION_STRING='DefaultEndpointsProtocol=http;"
         "AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50u"
         "SRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
         "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;'",
-        "export SESSIONSTORE_TEST_BUCKET='sessionstore-test'",
-        "export SESSIONSTORE_TEST_MOTO_ENDPOINT='http://127.0.0.1:5000'",
+        "export SESSIONSTORE_TEST_BUCKET=sessionstore-test",
+        "export SESSIONSTORE_TEST_MOTO_ENDPOINT=http://127.0.0.1:5000",
     ]
-    command = [sys.executable, "-m", "sessionstore", "localcloud", "env"]  # the cli extra
+    command = [sys.executable, "-m", "sessionstore", "localcloud", "env", "--all"]  # cli extra
     same = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60)
     assert same.stdout == result.stdout
+
+
+def test_up_and_env_export_only_the_emulators_that_run(run_dir: Path) -> None:
+    up = localcloud("up", "fake-gcs")
+    assert up.returncode == 0, up.stderr
+    port = LocalCloud(run_dir).port(FAKE_GCS)
+    variables = ("STORAGE_EMULATOR_HOST", "SESSIONSTORE_TEST_BUCKET", "AWS_ENDPOINT_URL",
+                 "AZURE_STORAGE_CONNECTION_STRING", "SESSIONSTORE_TEST_MOTO_ENDPOINT")  # fmt: skip
+    for printed in (up.stdout, localcloud("env").stdout):
+        assert _evaluated(printed, *variables) == {
+            "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}",
+            "SESSIONSTORE_TEST_BUCKET": "sessionstore-test",
+            "AWS_ENDPOINT_URL": "UNSET",
+            "AZURE_STORAGE_CONNECTION_STRING": "UNSET",
+            "SESSIONSTORE_TEST_MOTO_ENDPOINT": "UNSET",
+        }
+
+
+def test_exports_are_safe_to_eval(run_dir: Path) -> None:
+    LocalCloud(run_dir).up(["fake-gcs"])
+    hostile = "x'; echo INJECTED; '$(echo also) \"`echo more`\" \\ \n end"
+    result = localcloud("env", env={**os.environ, "SESSIONSTORE_TEST_BUCKET": hostile})
+    assert result.returncode == 0, result.stderr
+    assert _evaluated(result.stdout, "SESSIONSTORE_TEST_BUCKET") == {
+        "SESSIONSTORE_TEST_BUCKET": hostile
+    }
 
 
 def test_last_holder_out_stops_it(run_dir: Path) -> None:
@@ -166,6 +220,9 @@ def look_alike() -> Iterator[subprocess.Popen[bytes]]:
     # As `exec -a "python -m moto.server ..." sleep 600` in bash; Popen returns after the exec.
     argv = ["python -m moto.server -H 127.0.0.1 -p 5000", "600"]
     other = subprocess.Popen(argv, executable=shutil.which("sleep"), start_new_session=True)
+    cmdline = Path(f"/proc/{other.pid}/cmdline")
+    while not cmdline.read_bytes():  # shows a moment after Popen returns from the exec
+        time.sleep(0.01)
     try:
         yield other
     finally:
@@ -226,7 +283,9 @@ def test_without_node_only_azurite_is_unavailable(run_dir: Path, tmp_path: Path)
     assert "fake-gcs" not in result.stderr.split("error:", 1)[1]
     assert LocalCloud(run_dir).pid(FAKE_GCS) is not None
     assert LocalCloud(run_dir).pid(by_name("azurite")) is None
-    assert "STORAGE_EMULATOR_HOST=" in result.stdout.replace("export ", "").replace("'", "")
+    exported = _evaluated(result.stdout, "STORAGE_EMULATOR_HOST", "AZURE_STORAGE_CONNECTION_STRING")
+    assert exported["STORAGE_EMULATOR_HOST"].startswith("http://127.0.0.1:")
+    assert exported["AZURE_STORAGE_CONNECTION_STRING"] == "UNSET"  # it failed: not exported
 
 
 def test_status_exits_1_unless_all_are_healthy(run_dir: Path) -> None:
@@ -327,3 +386,21 @@ def test_an_emulator_that_cannot_start(
     result = project.runpytest_subprocess(f"--sessionstore-localcloud={mode}", "-rs")
     result.assert_outcomes(**{outcome: 1})
     result.stdout.fnmatch_lines(["*azurite: unavailable: Node.js*"])
+
+
+def test_an_endpoint_the_local_cloud_printed_is_started_when_it_is_down(
+    project: pytest.Pytester, run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `eval "$(... up fake-gcs)"` in another run directory, then that cloud went down.
+    other = tmp_path / "other-run"
+    env = {**os.environ, "SESSIONSTORE_LOCALCLOUD_RUN": str(other)}
+    printed = localcloud("up", "fake-gcs", env=env)
+    assert printed.returncode == 0, printed.stderr
+    assert localcloud("down", env=env).returncode == 0
+    names = ("STORAGE_EMULATOR_HOST", "SESSIONSTORE_LOCALCLOUD_EXPORTED")
+    for name, value in _evaluated(printed.stdout, *names).items():
+        monkeypatch.setenv(name, value)
+    project.makepyfile(GCS_TEST)
+    result = project.runpytest_subprocess("--sessionstore-localcloud=require")
+    result.assert_outcomes(passed=1)
+    assert (run_dir / "logs" / "fake-gcs.log").exists()  # started by the plugin

@@ -16,6 +16,8 @@ Where the emulators come from (``--sessionstore-localcloud=MODE`` or the ini key
   ``SESSIONSTORE_TEST_MOTO_ENDPOINT`` (moto), ``SESSIONSTORE_TEST_GCS_ENDPOINT`` or
   ``STORAGE_EMULATOR_HOST``, ``SESSIONSTORE_TEST_AZURE_CONNECTION_STRING`` or
   ``AZURE_STORAGE_CONNECTION_STRING`` (a Docker or CI-service setup plugs in here);
+  one that ``python -m sessionstore.localcloud up`` or ``env`` merely printed (its
+  export lines mark them) is used while it answers, and otherwise treated as unset;
 - ``auto`` (the default) starts the emulators that the session's tests need with
   :mod:`sessionstore.localcloud`, once per test session, and stops them at its end
   (under pytest-xdist the workers share them: the last one out stops them); one that
@@ -43,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from sessionstore.localcloud import LocalCloud, LocalCloudError, by_name
+from sessionstore.localcloud import LocalCloud, LocalCloudError, by_name, printed_by_localcloud
 from sessionstore.localcloud.emulators import (
     AZURITE_ACCOUNT,
     AZURITE_KEY,
@@ -133,9 +135,9 @@ def _unavailable(message: str, mode: str) -> None:
     pytest.skip(message)
 
 
-def _require(emulator: Emulator, probe: str, mode: str) -> Emulator:
+def _require(emulator: Emulator, probe: str, mode: str, hint: str = _HINT) -> Emulator:
     if not _answers(probe):
-        _unavailable(f"{emulator.name} does not answer at {emulator.endpoint}: {_HINT}", mode)
+        _unavailable(f"{emulator.name} does not answer at {emulator.endpoint}: {hint}", mode)
     return emulator
 
 
@@ -203,6 +205,20 @@ class _Source:
     variables: tuple[str, ...]  # the environment variables that configure it
     build: Callable[[int | None], Emulator]
     probe: str  # a path that answers when it is up
+
+    def configured(self) -> str | None:
+        """The variable the user set for it, if any (one the local cloud merely printed
+        does not count)."""
+        name = next((n for n in self.variables if os.environ.get(n)), None)
+        return None if name is None or printed_by_localcloud(name) else name
+
+    def printed_and_answering(self) -> Emulator | None:
+        """The endpoint the local cloud printed for it, if one is set and answers."""
+        name = next((n for n in self.variables if os.environ.get(n)), None)
+        if name is None or not printed_by_localcloud(name):
+            return None
+        emulator = self.build(None)
+        return emulator if _answers(emulator.endpoint.rstrip("/") + self.probe) else None
 
 
 _SOURCES = {
@@ -282,7 +298,12 @@ def sessionstore_localcloud(request: pytest.FixtureRequest) -> Iterator[_Session
     fixtures = {
         name for item in request.session.items for name in getattr(item, "fixturenames", ())
     }
-    needed = {_SOURCES[f].cloud_name for f in fixtures if f in _SOURCES}
+    sources = [_SOURCES[f] for f in fixtures if f in _SOURCES]
+    needed = {
+        source.cloud_name
+        for source in sources
+        if source.configured() is None and source.printed_and_answering() is None
+    }
     session = _SessionCloud(request.config, needed)
     yield session
     session.release()
@@ -291,15 +312,21 @@ def sessionstore_localcloud(request: pytest.FixtureRequest) -> Iterator[_Session
 def _emulator(request: pytest.FixtureRequest, fixture: str) -> Emulator:
     source = _SOURCES[fixture]
     mode = _mode(request.config)
-    if mode == "off" or _configured(*source.variables):
+    hint = _HINT
+    if mode == "off":
         emulator = source.build(None)
+    elif (variable := source.configured()) is not None:
+        emulator = source.build(None)
+        hint = f"it is configured by {variable} (unset it to let the plugin start one)"
+    elif (printed := source.printed_and_answering()) is not None:
+        emulator = printed
     else:
         cloud: _SessionCloud = request.getfixturevalue("sessionstore_localcloud")
         try:
             emulator = source.build(cloud.port(source.cloud_name))
         except LocalCloudError as exc:
             _unavailable(f"the local cloud could not start {exc}", mode)
-    return _require(emulator, emulator.endpoint.rstrip("/") + source.probe, mode)
+    return _require(emulator, emulator.endpoint.rstrip("/") + source.probe, mode, hint)
 
 
 @pytest.fixture(scope="session")

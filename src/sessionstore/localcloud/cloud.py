@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,12 +33,24 @@ from sessionstore.localcloud import processes
 from sessionstore.localcloud.emulators import EMULATORS, HOST, Emulator, by_name
 from sessionstore.localcloud.installs import InstallError, Say, cache_home
 
-__all__ = ["RUN_ENV", "EmulatorState", "LocalCloud", "LocalCloudError", "default_run_dir"]
+__all__ = [
+    "EXPORTED_ENV",
+    "RUN_ENV",
+    "EmulatorState",
+    "LocalCloud",
+    "LocalCloudError",
+    "default_run_dir",
+    "export_lines",
+    "printed_by_localcloud",
+]
 
 #: The run directory of the local cloud (default ``<cache>/run``).
 RUN_ENV = "SESSIONSTORE_LOCALCLOUD_RUN"
 BUCKET_ENV = "SESSIONSTORE_TEST_BUCKET"
 DEFAULT_BUCKET = "sessionstore-test"
+#: Set by the export lines: ``NAME=DIGEST`` of each variable they set, so that the pytest
+#: plugin tells a value this tool printed from one the user configured.
+EXPORTED_ENV = "SESSIONSTORE_LOCALCLOUD_EXPORTED"
 #: The variable that carries an emulator's identity token (see :meth:`LocalCloud.pid`).
 TOKEN_ENV = "SESSIONSTORE_LOCALCLOUD_TOKEN"
 
@@ -268,9 +282,13 @@ class LocalCloud:
         pid = processes.start_detached(
             argv, self.log(emulator), {**env, **extra, TOKEN_ENV: token}, header
         )
-        # Popen returns once the child has exec'd: its start time and environment are final.
-        start = processes.start_time(pid) or "gone"
-        self._file(emulator, "pid").write_text(_Started(pid, start, token).dump())
+        record = _Started(pid, processes.start_time(pid) or "gone", token)
+        # Popen returns at the exec's point of no return; the new environment shows in
+        # /proc a moment later. Wait for it, so that the record proves the process at once.
+        deadline = time.monotonic() + 5
+        while not record.running() and processes.alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self._file(emulator, "pid").write_text(record.dump())
         self._file(emulator, "port").write_text(f"{port}\n")
         if holder is not None:
             self._set_holders(emulator, [holder])
@@ -359,18 +377,50 @@ class LocalCloud:
             states.append(EmulatorState(emulator, pid, port, healthy, self.log(emulator)))
         return states
 
-    def exports(self) -> list[tuple[str, str]]:
-        """The variables that point the SDKs and the pytest plugin at the emulators
-        (their current ports, or the ports they would start on)."""
-        pairs = [pair for e in EMULATORS if e.name != "moto" for pair in e.exports(self.port(e))]
+    def exports(
+        self, names: Iterable[str] | None = None, *, running_or_not: bool = False
+    ) -> list[tuple[str, str]]:
+        """The variables that point the SDKs and the pytest plugin at the named emulators
+        (default: all) that this cloud runs and that answer their health check; nothing
+        for one that is down or a foreign server on its port. The last pair,
+        :data:`EXPORTED_ENV`, marks them as printed by the local cloud (see
+        :func:`printed_by_localcloud`).
+
+        ``running_or_not``: every named emulator at its configured port, without the
+        mark (for emulators run some other way, e.g. with Docker).
+        """
+        wanted = _names(names)
+        if not running_or_not:
+            wanted = [e for e in wanted if self.pid(e) is not None and e.healthy(self.port(e))]
+        if not wanted:
+            return []
+        moto = [e for e in wanted if e.name == "moto"]
+        pairs = [pair for e in wanted if e.name != "moto" for pair in e.exports(self.port(e))]
         pairs.append((BUCKET_ENV, self.bucket))
-        moto = by_name("moto")
-        return pairs + moto.exports(self.port(moto))
+        pairs += [pair for e in moto for pair in e.exports(self.port(e))]
+        if running_or_not:
+            return pairs
+        return [*pairs, (EXPORTED_ENV, " ".join(f"{n}={_digest(v)}" for n, v in pairs))]
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def printed_by_localcloud(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Does variable ``name`` hold the value that a local cloud's ``up`` or ``env``
+    printed (as :data:`EXPORTED_ENV` records), rather than one the user configured?"""
+    env = os.environ if environ is None else environ
+    value = env.get(name)
+    if value is None:
+        return False
+    return f"{name}={_digest(value)}" in env.get(EXPORTED_ENV, "").split()
 
 
 def export_lines(pairs: list[tuple[str, str]]) -> str:
-    """``export NAME='value'`` lines for a shell's eval (values hold no single quote)."""
-    return "".join(f"export {name}='{value}'\n" for name, value in pairs)
+    """``export NAME=VALUE`` lines for a shell's eval, each value quoted with
+    :func:`shlex.quote` (safe whatever it holds)."""
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in pairs)
 
 
 def stderr_say(message: str) -> None:
