@@ -7,7 +7,9 @@ started by the pytest plugin from the built wheel, is tested in test_user_projec
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import shutil
@@ -404,3 +406,61 @@ def test_an_endpoint_the_local_cloud_printed_is_started_when_it_is_down(
     result = project.runpytest_subprocess("--sessionstore-localcloud=require")
     result.assert_outcomes(passed=1)
     assert (run_dir / "logs" / "fake-gcs.log").exists()  # started by the plugin
+
+
+FAKE_PYTHON = """#!/bin/bash
+# Stands in for the interpreter that creates the emulators' virtualenv; its "pip"
+# says that it runs (its pid, into the FIFO) and then works for a long time.
+if [ "$1" = -c ]; then echo 3.11; exit 0; fi
+mkdir -p "$3/bin"
+printf '#!/bin/bash\\necho $$ > "$FAKE_PIP_FIFO"\\nexec sleep 600\\n' > "$3/bin/python"
+chmod +x "$3/bin/python"
+"""
+
+
+def test_an_interrupted_install_keeps_its_lock_until_its_pip_ends(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    fake_python, fifo, cache = tmp_path / "python", tmp_path / "fifo", tmp_path / "cache"
+    fake_python.write_text(FAKE_PYTHON)
+    fake_python.chmod(0o755)
+    os.mkfifo(fifo)
+    env = {**os.environ, "LOCALSTACK_PYTHON": str(fake_python), "FAKE_PIP_FIFO": str(fifo),
+           "SESSIONSTORE_LOCALCLOUD_CACHE": str(cache)}  # fmt: skip
+    up = subprocess.Popen(
+        [sys.executable, "-m", "sessionstore.localcloud", "up", "moto"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pip = int(fifo.read_text())  # blocks until the install's pip runs
+    try:
+        up.send_signal(signal.SIGTERM)  # only `up`, as a user's kill would
+        up.wait(timeout=60)
+        (lock_path,) = cache.glob("python3.11-*.lock")
+        with open(lock_path) as lock:
+            with pytest.raises(BlockingIOError):  # the orphaned pip still holds it
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.kill(pip, signal.SIGKILL)
+            fcntl.flock(lock, fcntl.LOCK_EX)  # free once it is gone: the next up goes on
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pip, signal.SIGKILL)
+
+
+def test_a_damaged_cached_install_is_named_and_no_ready_line(run_dir: Path, tmp_path: Path) -> None:
+    # A copy of the warmed virtualenv (hard links: deleting in it leaves the original).
+    (venv,) = [path for path in CACHE.glob("python3.11-*") if path.is_dir()]
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    subprocess.run(["cp", "-al", str(venv), str(cache / venv.name)], check=True, timeout=600)
+    (server,) = (cache / venv.name).glob("lib/python3*/site-packages/moto/server.py")
+    server.unlink()
+    result = localcloud(
+        "up", "moto", env={**os.environ, "SESSIONSTORE_LOCALCLOUD_CACHE": str(cache)}
+    )
+    assert result.returncode == 1
+    assert "moto: exited before it was healthy" in result.stderr
+    assert f"delete {cache / venv.name} (after `down`" in result.stderr
+    assert "ready" not in result.stderr
+    assert result.stdout == ""

@@ -225,7 +225,9 @@ class LocalCloud:
             for emulator in emulators:  # those already running too: one may be starting
                 if emulator.name not in failures:
                     self._wait_ready(emulator, deadline, failures)
-        if started:
+                    if emulator.name in failures and emulator.name in installs:
+                        failures[emulator.name] += _damaged_hint(installs[emulator.name])
+        if started and not failures:
             self.say(f"local cloud ready in {time.monotonic() - started_at:.1f}s")
         if failures:
             raise LocalCloudError(failures)
@@ -401,6 +403,15 @@ class LocalCloud:
         if running_or_not:
             return pairs
         return [*pairs, (EXPORTED_ENV, " ".join(f"{n}={_digest(v)}" for n, v in pairs))]
+
+
+def _damaged_hint(install: Path) -> str:
+    """What to delete when a start from a cached install failed (it may be damaged)."""
+    directory = install.parent if install.name == "node_modules" else install
+    return (
+        f"\nIf a file is missing from its cached install, delete {directory} (after `down`"
+        " of every local cloud that runs from it) and run `up` again to reinstall it."
+    )
 
 
 def _digest(value: str) -> str:
