@@ -464,3 +464,47 @@ def test_a_damaged_cached_install_is_named_and_no_ready_line(run_dir: Path, tmp_
     assert f"delete {cache / venv.name} (after `down`" in result.stderr
     assert "ready" not in result.stderr
     assert result.stdout == ""
+
+
+def _unwritable(tmp_path: Path) -> Path:
+    """A directory that cannot be created: a file stands in its way. (A read-only
+    directory fails the same way; a chmod does not stop root, who runs CI here.)"""
+    (tmp_path / "file").write_text("")
+    return tmp_path / "file" / "localcloud"
+
+
+@pytest.mark.parametrize("command", ["up", "down"])
+def test_an_unwritable_run_dir_is_one_line_naming_it_and_its_variable(
+    run_dir: Path, tmp_path: Path, command: str
+) -> None:
+    bad = _unwritable(tmp_path)
+    env = {**os.environ, "SESSIONSTORE_LOCALCLOUD_RUN": str(bad)}
+    result = localcloud(command, "fake-gcs", env=env)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"localcloud: error: cannot write to {bad} (Not a directory): "
+        "set SESSIONSTORE_LOCALCLOUD_RUN to a writable directory"
+    )
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_an_unwritable_cache_names_it_and_its_variable(run_dir: Path, tmp_path: Path) -> None:
+    bad = _unwritable(tmp_path)
+    result = localcloud(
+        "up", "fake-gcs", env={**os.environ, "SESSIONSTORE_LOCALCLOUD_CACHE": str(bad)}
+    )
+    assert result.returncode == 1
+    assert f"cannot write to the install cache {bad} (Not a directory): " in result.stderr
+    assert "set SESSIONSTORE_LOCALCLOUD_CACHE to a writable directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_auto_skips_with_the_message_when_the_run_dir_is_unwritable(
+    project: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = _unwritable(tmp_path)
+    monkeypatch.setenv("SESSIONSTORE_LOCALCLOUD_RUN", str(bad))
+    project.makepyfile(GCS_TEST)
+    result = project.runpytest_subprocess("--sessionstore-localcloud=auto", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines([f"*cannot write to {bad}*SESSIONSTORE_LOCALCLOUD_RUN*"])

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from sessionstore.localcloud import processes
 from sessionstore.localcloud.emulators import EMULATORS, HOST, Emulator, by_name
-from sessionstore.localcloud.installs import InstallError, Say, cache_home
+from sessionstore.localcloud.installs import CACHE_ENV, InstallError, Say, cache_home
 
 __all__ = [
     "EXPORTED_ENV",
@@ -39,6 +39,7 @@ __all__ = [
     "EmulatorState",
     "LocalCloud",
     "LocalCloudError",
+    "UnwritableDirectoryError",
     "default_run_dir",
     "export_lines",
     "printed_by_localcloud",
@@ -64,6 +65,21 @@ class LocalCloudError(RuntimeError):
     def __init__(self, failures: dict[str, str]) -> None:
         self.failures = failures
         super().__init__("\n".join(f"{name}: {reason}" for name, reason in failures.items()))
+
+
+class UnwritableDirectoryError(LocalCloudError):
+    """The run directory cannot be created or written: one line naming it and the
+    variable that moves it (every emulator asked for fails with it)."""
+
+    def __init__(self, directory: Path, error: OSError, names: Iterable[str]) -> None:
+        where = f"set {RUN_ENV} to a writable directory"
+        if not os.environ.get(RUN_ENV):
+            where += f" (or {CACHE_ENV}, whose run/ it is by default)"
+        self.message = f"cannot write to {directory} ({error.strerror or error}): {where}"
+        super().__init__(dict.fromkeys(names, self.message))
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -188,10 +204,14 @@ class LocalCloud:
             self._file(emulator, suffix).unlink(missing_ok=True)
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        for sub in ("pids", "logs", "data"):
-            (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
-        with open(self.run_dir / "lock", "w") as lock:
+    def _locked(self, names: Iterable[str] = ()) -> Iterator[None]:
+        try:
+            for sub in ("pids", "logs", "data"):
+                (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
+            lock = open(self.run_dir / "lock", "w")  # noqa: SIM115 (closed below)
+        except OSError as exc:
+            raise UnwritableDirectoryError(self.run_dir, exc, names) from None
+        with lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -211,7 +231,7 @@ class LocalCloud:
         """
         emulators = _names(names)
         failures: dict[str, str] = {}
-        with self._locked():
+        with self._locked(e.name for e in emulators):
             started_at = time.monotonic()
             wanted = [e for e in emulators if not self._already_up(e, holder)]
             installs = self._install(wanted, failures)
@@ -327,8 +347,9 @@ class LocalCloud:
         """Stop the named emulators (default: all) that this run directory started, and
         delete their data. Returns the names stopped; raises :class:`LocalCloudError`
         for one that is still running after SIGKILL."""
-        with self._locked():
-            return self._stop(_names(names))
+        emulators = _names(names)
+        with self._locked(e.name for e in emulators):
+            return self._stop(emulators)
 
     def release(self, holder: int) -> list[str]:
         """Drop ``holder`` (and dead holders) from every emulator; stop those that no

@@ -14,6 +14,7 @@ from pathlib import Path
 from sessionstore.localcloud.cloud import (
     LocalCloud,
     LocalCloudError,
+    UnwritableDirectoryError,
     export_lines,
     stderr_say,
 )
@@ -99,6 +100,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m sessionstore.
             if not pairs:
                 cloud.say("no emulator of this local cloud is running: nothing to export")
             print(export_lines(pairs), end="")
+    except UnwritableDirectoryError as exc:
+        stderr_say(f"localcloud: error: {exc}")
+        return 1
     except LocalCloudError as exc:
         for name, reason in exc.failures.items():
             stderr_say(f"localcloud: error: {name}: {reason}")

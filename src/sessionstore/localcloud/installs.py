@@ -75,8 +75,15 @@ def _install_lock(target: Path, say: Say) -> Iterator[int]:
     """Serialise installers of ``target`` (other installs go on beside it). Yields the
     lock's descriptor: the install's commands inherit it, so that the lock is held until
     the last of them ends, even if the installer itself was killed meanwhile."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f"{target.name}.lock", "w") as lock:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(target.parent / f"{target.name}.lock", "w")  # noqa: SIM115 (closed below)
+    except OSError as exc:
+        raise InstallError(
+            f"cannot write to the install cache {target.parent} ({exc.strerror or exc}): "
+            f"set {CACHE_ENV} to a writable directory"
+        ) from None
+    with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
