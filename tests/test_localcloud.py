@@ -508,3 +508,45 @@ def test_auto_skips_with_the_message_when_the_run_dir_is_unwritable(
     result = project.runpytest_subprocess("--sessionstore-localcloud=auto", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines([f"*cannot write to {bad}*SESSIONSTORE_LOCALCLOUD_RUN*"])
+
+
+HOLDING_TEST = """
+import os, time
+
+def test_hold(fake_gcs):
+    with open(os.environ["READY_FIFO"], "w") as ready:  # fake-gcs-server is up
+        ready.write("up")
+    time.sleep(600)  # until the SIGTERM
+"""
+
+
+def test_a_sigterm_of_pytest_stops_what_it_started(
+    project: pytest.Pytester, run_dir: Path, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "ready"
+    os.mkfifo(fifo)
+    project.makepyfile(HOLDING_TEST)
+    pytest_run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--sessionstore-localcloud=auto",
+        ],
+        cwd=project.path,
+        env={**os.environ, "READY_FIFO": str(fifo)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert fifo.read_text() == "up"  # blocks until the test runs
+        pid = LocalCloud(run_dir).pid(FAKE_GCS)
+        assert pid is not None
+        pytest_run.send_signal(signal.SIGTERM)  # as `timeout` or a cancelled CI job does
+        pytest_run.wait(timeout=120)
+        assert not alive(pid)
+        assert list((run_dir / "pids").iterdir()) == []
+    finally:
+        pytest_run.kill()

@@ -20,8 +20,9 @@ Where the emulators come from (``--sessionstore-localcloud=MODE`` or the ini key
   export lines mark them) is used while it answers, and otherwise treated as unset;
 - ``auto`` (the default) starts the emulators that the session's tests need with
   :mod:`sessionstore.localcloud`, once per test session, and stops them at its end
-  (under pytest-xdist the workers share them: the last one out stops them); one that
-  cannot start skips the tests that need it, with the reason;
+  (under pytest-xdist the workers share them: the last one out stops them; a SIGTERM
+  ends the session as Ctrl-C does, so they are stopped then too); one that cannot
+  start skips the tests that need it, with the reason;
 - ``require``: as ``auto``, but a test whose emulator cannot start fails;
 - ``off``: nothing is started; an emulator without a configured endpoint is looked
   for on its default port.
@@ -37,6 +38,8 @@ import asyncio
 import contextlib
 import functools
 import os
+import signal
+import threading
 import urllib.error
 import urllib.request
 import uuid
@@ -273,6 +276,20 @@ class _SessionCloud:
         self.needed = needed  # the cloud names the collected tests need
         self.asked: set[str] = set()
         self.failures: dict[str, str] = {}
+        self._starting = False  # a SIGTERM then waits until the pid files are written
+        self._terminated = False
+        self._previous: Any = None
+
+    def catch_sigterm(self) -> None:
+        """Make SIGTERM (``timeout``, a cancelled CI job) end the session as Ctrl-C does,
+        so that its teardown stops the emulators (only pytest's main thread can)."""
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum: int, frame: object) -> None:
+        self._terminated = True
+        if not self._starting:
+            raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
 
     def port(self, name: str) -> int:
         """The port of emulator ``name``; starts it, with every other emulator the
@@ -280,19 +297,29 @@ class _SessionCloud:
         if name not in self.asked:
             batch = ({name} | self.needed) - self.asked
             self.asked |= batch
+            self._starting = True
             try:
                 self.cloud.up(sorted(batch), holder=os.getpid())
             except LocalCloudError as exc:
                 self.failures.update(exc.failures)
+            finally:
+                self._starting = False
+            if self._terminated:
+                raise KeyboardInterrupt("SIGTERM")
         if name in self.failures:
             raise LocalCloudError({name: self.failures[name]})
         return self.cloud.port(by_name(name))
 
     def release(self) -> None:
         """Stop what no other live session holds any more."""
-        if self.asked:
-            with contextlib.suppress(UnwritableDirectoryError):  # then nothing was started
-                self.cloud.release(os.getpid())
+        self._starting = True  # a SIGTERM now must not cut the release short
+        try:
+            if self.asked:
+                with contextlib.suppress(UnwritableDirectoryError):  # nothing was started
+                    self.cloud.release(os.getpid())
+        finally:
+            if self._previous is not None:
+                signal.signal(signal.SIGTERM, self._previous)
 
 
 @pytest.fixture(scope="session")
@@ -308,6 +335,7 @@ def sessionstore_localcloud(request: pytest.FixtureRequest) -> Iterator[_Session
         if source.configured() is None and source.printed_and_answering() is None
     }
     session = _SessionCloud(request.config, needed)
+    session.catch_sigterm()
     yield session
     session.release()
 
