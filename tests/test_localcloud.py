@@ -7,22 +7,30 @@ started by the pytest plugin from the built wheel, is tested in test_user_projec
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sessionstore.localcloud import LocalCloud, LocalCloudError, by_name, cloud
+from sessionstore.localcloud import LocalCloud, LocalCloudError, by_name, cache_home, cloud
 from sessionstore.localcloud.processes import alive
 
 FAKE_GCS = by_name("fake-gcs")
+MOTO = by_name("moto")
+#: The warmed install cache, fixed before pytester moves HOME (which would move it too,
+#: and make every plugin test install the emulators afresh).
+CACHE = cache_home()
 
 
 @pytest.fixture
@@ -30,6 +38,7 @@ def run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A private run directory; whatever was started in it is stopped afterwards."""
     run = tmp_path / "run"
     monkeypatch.setenv("SESSIONSTORE_LOCALCLOUD_RUN", str(run))
+    monkeypatch.setenv("SESSIONSTORE_LOCALCLOUD_CACHE", str(CACHE))
     for emulator in ("LOCALSTACK_S3_PORT", "FAKE_GCS_PORT", "AZURITE_BLOB_PORT", "MOTO_S3_PORT"):
         monkeypatch.delenv(emulator, raising=False)
     yield run
@@ -57,25 +66,74 @@ def localcloud(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
     )
 
 
-def test_env_prints_the_lines_eval_expects(run_dir: Path) -> None:
+def _evaluated(stdout: str, *names: str) -> dict[str, str]:
+    """The variables ``names`` after bash has run ``eval`` on ``stdout``."""
+    script = 'eval "$1"; shift; for n in "$@"; do printf "%s=%s\\0" "$n" "${!n-UNSET}"; done'
+    out = subprocess.run(
+        ["bash", "-c", script, "bash", stdout, *names],
+        capture_output=True,
+        check=True,
+        env={"PATH": os.environ["PATH"]},
+        timeout=60,
+    ).stdout.decode()
+    return dict(item.split("=", 1) for item in out.split("\0") if item)
+
+
+def test_env_exports_nothing_while_nothing_runs(run_dir: Path, taken_port: int) -> None:
     result = localcloud("env")
     assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert "nothing to export" in result.stderr
+    # A foreign server on an emulator's port is not this cloud's emulator.
+    foreign = localcloud("env", env={**os.environ, "FAKE_GCS_PORT": str(taken_port)})
+    assert foreign.stdout == ""
+
+
+def test_env_all_prints_every_emulator_for_a_cloud_run_elsewhere(run_dir: Path) -> None:
+    result = localcloud("env", "--all")
+    assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "export AWS_ENDPOINT_URL='http://127.0.0.1:4566'",
-        "export AWS_ACCESS_KEY_ID='test'",
-        "export AWS_SECRET_ACCESS_KEY='test'",
-        "export AWS_DEFAULT_REGION='us-east-1'",
-        "export STORAGE_EMULATOR_HOST='http://127.0.0.1:9023'",
+        "export AWS_ENDPOINT_URL=http://127.0.0.1:4566",
+        "export AWS_ACCESS_KEY_ID=test",
+        "export AWS_SECRET_ACCESS_KEY=test",
+        "export AWS_DEFAULT_REGION=us-east-1",
+        "export STORAGE_EMULATOR_HOST=http://127.0.0.1:9023",
         "export AZURE_STORAGE_CONNECTION_STRING='DefaultEndpointsProtocol=http;"
         "AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50u"
         "SRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
         "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;'",
-        "export SESSIONSTORE_TEST_BUCKET='sessionstore-test'",
-        "export SESSIONSTORE_TEST_MOTO_ENDPOINT='http://127.0.0.1:5000'",
+        "export SESSIONSTORE_TEST_BUCKET=sessionstore-test",
+        "export SESSIONSTORE_TEST_MOTO_ENDPOINT=http://127.0.0.1:5000",
     ]
-    command = [sys.executable, "-m", "sessionstore", "localcloud", "env"]  # the cli extra
+    command = [sys.executable, "-m", "sessionstore", "localcloud", "env", "--all"]  # cli extra
     same = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60)
     assert same.stdout == result.stdout
+
+
+def test_up_and_env_export_only_the_emulators_that_run(run_dir: Path) -> None:
+    up = localcloud("up", "fake-gcs")
+    assert up.returncode == 0, up.stderr
+    port = LocalCloud(run_dir).port(FAKE_GCS)
+    variables = ("STORAGE_EMULATOR_HOST", "SESSIONSTORE_TEST_BUCKET", "AWS_ENDPOINT_URL",
+                 "AZURE_STORAGE_CONNECTION_STRING", "SESSIONSTORE_TEST_MOTO_ENDPOINT")  # fmt: skip
+    for printed in (up.stdout, localcloud("env").stdout):
+        assert _evaluated(printed, *variables) == {
+            "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}",
+            "SESSIONSTORE_TEST_BUCKET": "sessionstore-test",
+            "AWS_ENDPOINT_URL": "UNSET",
+            "AZURE_STORAGE_CONNECTION_STRING": "UNSET",
+            "SESSIONSTORE_TEST_MOTO_ENDPOINT": "UNSET",
+        }
+
+
+def test_exports_are_safe_to_eval(run_dir: Path) -> None:
+    LocalCloud(run_dir).up(["fake-gcs"])
+    hostile = "x'; echo INJECTED; '$(echo also) \"`echo more`\" \\ \n end"
+    result = localcloud("env", env={**os.environ, "SESSIONSTORE_TEST_BUCKET": hostile})
+    assert result.returncode == 0, result.stderr
+    assert _evaluated(result.stdout, "SESSIONSTORE_TEST_BUCKET") == {
+        "SESSIONSTORE_TEST_BUCKET": hostile
+    }
 
 
 def test_last_holder_out_stops_it(run_dir: Path) -> None:
@@ -157,16 +215,63 @@ def test_a_taken_configured_port_is_an_error(
     assert LocalCloud(run_dir).pid(FAKE_GCS) is None
 
 
-def test_down_never_signals_a_process_it_did_not_start(run_dir: Path) -> None:
-    # A pid file whose pid now belongs to another program (a reused pid) is ignored.
-    other = subprocess.Popen(["sleep", "600"])
+@pytest.fixture
+def look_alike() -> Iterator[subprocess.Popen[bytes]]:
+    """A process with moto server's command line that no local cloud started (another
+    project's emulator, say), leading a process group of its own."""
+    # As `exec -a "python -m moto.server ..." sleep 600` in bash; Popen returns after the exec.
+    argv = ["python -m moto.server -H 127.0.0.1 -p 5000", "600"]
+    other = subprocess.Popen(argv, executable=shutil.which("sleep"), start_new_session=True)
+    cmdline = Path(f"/proc/{other.pid}/cmdline")
+    while not cmdline.read_bytes():  # shows a moment after Popen returns from the exec
+        time.sleep(0.01)
     try:
-        (run_dir / "pids").mkdir(parents=True)
-        (run_dir / "pids" / "fake-gcs.pid").write_text(f"{other.pid}\n")
-        assert LocalCloud(run_dir).down() == []
-        assert other.poll() is None
+        yield other
     finally:
         other.kill()
+        other.wait()
+
+
+def _start_time(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+
+
+@pytest.mark.parametrize(
+    "pid_file",
+    [
+        "{pid}\n",  # the older format: a bare pid
+        '{{"pid": {pid}, "start": "1", "token": "t"}}',  # another start time: a reused pid
+        '{{"pid": {pid}, "start": "{start}", "token": "t"}}',  # not given our token
+    ],
+    ids=["bare-pid", "other-start-time", "no-token"],
+)
+def test_down_never_signals_a_process_it_did_not_start(
+    run_dir: Path, look_alike: subprocess.Popen[bytes], pid_file: str
+) -> None:
+    pid = look_alike.pid
+    assert "moto.server" in Path(f"/proc/{pid}/cmdline").read_text()
+    (run_dir / "pids").mkdir(parents=True)
+    stale = run_dir / "pids" / "moto.pid"
+    stale.write_text(pid_file.format(pid=pid, start=_start_time(pid)))
+    assert LocalCloud(run_dir).pid(MOTO) is None
+    result = localcloud("down", "moto")
+    assert result.returncode == 0, result.stderr
+    assert f"moto: stale pid file {stale}" in result.stderr
+    assert "nothing to stop" in result.stderr and "stopping" not in result.stderr
+    assert look_alike.poll() is None  # not signalled, nor its group
+    assert not stale.exists()
+
+
+def test_a_pid_file_proves_start_time_and_token(run_dir: Path) -> None:
+    local = LocalCloud(run_dir)
+    local.up(["fake-gcs"])
+    pid = local.pid(FAKE_GCS)
+    assert pid is not None
+    record = json.loads((run_dir / "pids" / "fake-gcs.pid").read_text())
+    assert record["pid"] == pid and record["start"] == _start_time(pid)
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert f"SESSIONSTORE_LOCALCLOUD_TOKEN={record['token']}".encode() in environ
+    assert local.down(["fake-gcs"]) == ["fake-gcs"]
 
 
 def test_without_node_only_azurite_is_unavailable(run_dir: Path, tmp_path: Path) -> None:
@@ -180,7 +285,9 @@ def test_without_node_only_azurite_is_unavailable(run_dir: Path, tmp_path: Path)
     assert "fake-gcs" not in result.stderr.split("error:", 1)[1]
     assert LocalCloud(run_dir).pid(FAKE_GCS) is not None
     assert LocalCloud(run_dir).pid(by_name("azurite")) is None
-    assert "STORAGE_EMULATOR_HOST=" in result.stdout.replace("export ", "").replace("'", "")
+    exported = _evaluated(result.stdout, "STORAGE_EMULATOR_HOST", "AZURE_STORAGE_CONNECTION_STRING")
+    assert exported["STORAGE_EMULATOR_HOST"].startswith("http://127.0.0.1:")
+    assert exported["AZURE_STORAGE_CONNECTION_STRING"] == "UNSET"  # it failed: not exported
 
 
 def test_status_exits_1_unless_all_are_healthy(run_dir: Path) -> None:
@@ -281,3 +388,165 @@ def test_an_emulator_that_cannot_start(
     result = project.runpytest_subprocess(f"--sessionstore-localcloud={mode}", "-rs")
     result.assert_outcomes(**{outcome: 1})
     result.stdout.fnmatch_lines(["*azurite: unavailable: Node.js*"])
+
+
+def test_an_endpoint_the_local_cloud_printed_is_started_when_it_is_down(
+    project: pytest.Pytester, run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `eval "$(... up fake-gcs)"` in another run directory, then that cloud went down.
+    other = tmp_path / "other-run"
+    env = {**os.environ, "SESSIONSTORE_LOCALCLOUD_RUN": str(other)}
+    printed = localcloud("up", "fake-gcs", env=env)
+    assert printed.returncode == 0, printed.stderr
+    assert localcloud("down", env=env).returncode == 0
+    names = ("STORAGE_EMULATOR_HOST", "SESSIONSTORE_LOCALCLOUD_EXPORTED")
+    for name, value in _evaluated(printed.stdout, *names).items():
+        monkeypatch.setenv(name, value)
+    project.makepyfile(GCS_TEST)
+    result = project.runpytest_subprocess("--sessionstore-localcloud=require")
+    result.assert_outcomes(passed=1)
+    assert (run_dir / "logs" / "fake-gcs.log").exists()  # started by the plugin
+
+
+FAKE_PYTHON = """#!/bin/bash
+# Stands in for the interpreter that creates the emulators' virtualenv; its "pip"
+# says that it runs (its pid, into the FIFO) and then works for a long time.
+if [ "$1" = -c ]; then echo 3.11; exit 0; fi
+mkdir -p "$3/bin"
+printf '#!/bin/bash\\necho $$ > "$FAKE_PIP_FIFO"\\nexec sleep 600\\n' > "$3/bin/python"
+chmod +x "$3/bin/python"
+"""
+
+
+def test_an_interrupted_install_keeps_its_lock_until_its_pip_ends(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    fake_python, fifo, cache = tmp_path / "python", tmp_path / "fifo", tmp_path / "cache"
+    fake_python.write_text(FAKE_PYTHON)
+    fake_python.chmod(0o755)
+    os.mkfifo(fifo)
+    env = {**os.environ, "LOCALSTACK_PYTHON": str(fake_python), "FAKE_PIP_FIFO": str(fifo),
+           "SESSIONSTORE_LOCALCLOUD_CACHE": str(cache)}  # fmt: skip
+    up = subprocess.Popen(
+        [sys.executable, "-m", "sessionstore.localcloud", "up", "moto"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pip = int(fifo.read_text())  # blocks until the install's pip runs
+    try:
+        up.send_signal(signal.SIGTERM)  # only `up`, as a user's kill would
+        up.wait(timeout=60)
+        (lock_path,) = cache.glob("python3.11-*.lock")
+        with open(lock_path) as lock:
+            with pytest.raises(BlockingIOError):  # the orphaned pip still holds it
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.kill(pip, signal.SIGKILL)
+            fcntl.flock(lock, fcntl.LOCK_EX)  # free once it is gone: the next up goes on
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pip, signal.SIGKILL)
+
+
+def test_a_damaged_cached_install_is_named_and_no_ready_line(run_dir: Path, tmp_path: Path) -> None:
+    # A copy of the warmed virtualenv (hard links: deleting in it leaves the original).
+    (venv,) = [path for path in CACHE.glob("python3.11-*") if path.is_dir()]
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    subprocess.run(["cp", "-al", str(venv), str(cache / venv.name)], check=True, timeout=600)
+    (server,) = (cache / venv.name).glob("lib/python3*/site-packages/moto/server.py")
+    server.unlink()
+    result = localcloud(
+        "up", "moto", env={**os.environ, "SESSIONSTORE_LOCALCLOUD_CACHE": str(cache)}
+    )
+    assert result.returncode == 1
+    assert "moto: exited before it was healthy" in result.stderr
+    assert f"delete {cache / venv.name} (after `down`" in result.stderr
+    assert "ready" not in result.stderr
+    assert result.stdout == ""
+
+
+def _unwritable(tmp_path: Path) -> Path:
+    """A directory that cannot be created: a file stands in its way. (A read-only
+    directory fails the same way; a chmod does not stop root, who runs CI here.)"""
+    (tmp_path / "file").write_text("")
+    return tmp_path / "file" / "localcloud"
+
+
+@pytest.mark.parametrize("command", ["up", "down"])
+def test_an_unwritable_run_dir_is_one_line_naming_it_and_its_variable(
+    run_dir: Path, tmp_path: Path, command: str
+) -> None:
+    bad = _unwritable(tmp_path)
+    env = {**os.environ, "SESSIONSTORE_LOCALCLOUD_RUN": str(bad)}
+    result = localcloud(command, "fake-gcs", env=env)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"localcloud: error: cannot write to {bad} (Not a directory): "
+        "set SESSIONSTORE_LOCALCLOUD_RUN to a writable directory"
+    )
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_an_unwritable_cache_names_it_and_its_variable(run_dir: Path, tmp_path: Path) -> None:
+    bad = _unwritable(tmp_path)
+    result = localcloud(
+        "up", "fake-gcs", env={**os.environ, "SESSIONSTORE_LOCALCLOUD_CACHE": str(bad)}
+    )
+    assert result.returncode == 1
+    assert f"cannot write to the install cache {bad} (Not a directory): " in result.stderr
+    assert "set SESSIONSTORE_LOCALCLOUD_CACHE to a writable directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_auto_skips_with_the_message_when_the_run_dir_is_unwritable(
+    project: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = _unwritable(tmp_path)
+    monkeypatch.setenv("SESSIONSTORE_LOCALCLOUD_RUN", str(bad))
+    project.makepyfile(GCS_TEST)
+    result = project.runpytest_subprocess("--sessionstore-localcloud=auto", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines([f"*cannot write to {bad}*SESSIONSTORE_LOCALCLOUD_RUN*"])
+
+
+HOLDING_TEST = """
+import os, time
+
+def test_hold(fake_gcs):
+    with open(os.environ["READY_FIFO"], "w") as ready:  # fake-gcs-server is up
+        ready.write("up")
+    time.sleep(600)  # until the SIGTERM
+"""
+
+
+def test_a_sigterm_of_pytest_stops_what_it_started(
+    project: pytest.Pytester, run_dir: Path, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "ready"
+    os.mkfifo(fifo)
+    project.makepyfile(HOLDING_TEST)
+    pytest_run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--sessionstore-localcloud=auto",
+        ],
+        cwd=project.path,
+        env={**os.environ, "READY_FIFO": str(fifo)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert fifo.read_text() == "up"  # blocks until the test runs
+        pid = LocalCloud(run_dir).pid(FAKE_GCS)
+        assert pid is not None
+        pytest_run.send_signal(signal.SIGTERM)  # as `timeout` or a cancelled CI job does
+        pytest_run.wait(timeout=120)
+        assert not alive(pid)
+        assert list((run_dir / "pids").iterdir()) == []
+    finally:
+        pytest_run.kill()

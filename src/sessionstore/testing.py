@@ -16,10 +16,13 @@ Where the emulators come from (``--sessionstore-localcloud=MODE`` or the ini key
   ``SESSIONSTORE_TEST_MOTO_ENDPOINT`` (moto), ``SESSIONSTORE_TEST_GCS_ENDPOINT`` or
   ``STORAGE_EMULATOR_HOST``, ``SESSIONSTORE_TEST_AZURE_CONNECTION_STRING`` or
   ``AZURE_STORAGE_CONNECTION_STRING`` (a Docker or CI-service setup plugs in here);
+  one that ``python -m sessionstore.localcloud up`` or ``env`` merely printed (its
+  export lines mark them) is used while it answers, and otherwise treated as unset;
 - ``auto`` (the default) starts the emulators that the session's tests need with
   :mod:`sessionstore.localcloud`, once per test session, and stops them at its end
-  (under pytest-xdist the workers share them: the last one out stops them); one that
-  cannot start skips the tests that need it, with the reason;
+  (under pytest-xdist the workers share them: the last one out stops them; a SIGTERM
+  ends the session as Ctrl-C does, so they are stopped then too); one that cannot
+  start skips the tests that need it, with the reason;
 - ``require``: as ``auto``, but a test whose emulator cannot start fails;
 - ``off``: nothing is started; an emulator without a configured endpoint is looked
   for on its default port.
@@ -32,8 +35,11 @@ gets a unique prefix, and every object under it is deleted after the test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
+import signal
+import threading
 import urllib.error
 import urllib.request
 import uuid
@@ -43,7 +49,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from sessionstore.localcloud import LocalCloud, LocalCloudError, by_name
+from sessionstore.localcloud import LocalCloud, LocalCloudError, by_name, printed_by_localcloud
+from sessionstore.localcloud.cloud import UnwritableDirectoryError
 from sessionstore.localcloud.emulators import (
     AZURITE_ACCOUNT,
     AZURITE_KEY,
@@ -133,9 +140,9 @@ def _unavailable(message: str, mode: str) -> None:
     pytest.skip(message)
 
 
-def _require(emulator: Emulator, probe: str, mode: str) -> Emulator:
+def _require(emulator: Emulator, probe: str, mode: str, hint: str = _HINT) -> Emulator:
     if not _answers(probe):
-        _unavailable(f"{emulator.name} does not answer at {emulator.endpoint}: {_HINT}", mode)
+        _unavailable(f"{emulator.name} does not answer at {emulator.endpoint}: {hint}", mode)
     return emulator
 
 
@@ -204,6 +211,20 @@ class _Source:
     build: Callable[[int | None], Emulator]
     probe: str  # a path that answers when it is up
 
+    def configured(self) -> str | None:
+        """The variable the user set for it, if any (one the local cloud merely printed
+        does not count)."""
+        name = next((n for n in self.variables if os.environ.get(n)), None)
+        return None if name is None or printed_by_localcloud(name) else name
+
+    def printed_and_answering(self) -> Emulator | None:
+        """The endpoint the local cloud printed for it, if one is set and answers."""
+        name = next((n for n in self.variables if os.environ.get(n)), None)
+        if name is None or not printed_by_localcloud(name):
+            return None
+        emulator = self.build(None)
+        return emulator if _answers(emulator.endpoint.rstrip("/") + self.probe) else None
+
 
 _SOURCES = {
     "localstack_s3": _Source("localstack", _S3_VARIABLES, s3_emulator, "/_localstack/health"),
@@ -255,6 +276,20 @@ class _SessionCloud:
         self.needed = needed  # the cloud names the collected tests need
         self.asked: set[str] = set()
         self.failures: dict[str, str] = {}
+        self._starting = False  # a SIGTERM then waits until the pid files are written
+        self._terminated = False
+        self._previous: Any = None
+
+    def catch_sigterm(self) -> None:
+        """Make SIGTERM (``timeout``, a cancelled CI job) end the session as Ctrl-C does,
+        so that its teardown stops the emulators (only pytest's main thread can)."""
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum: int, frame: object) -> None:
+        self._terminated = True
+        if not self._starting:
+            raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
 
     def port(self, name: str) -> int:
         """The port of emulator ``name``; starts it, with every other emulator the
@@ -262,18 +297,29 @@ class _SessionCloud:
         if name not in self.asked:
             batch = ({name} | self.needed) - self.asked
             self.asked |= batch
+            self._starting = True
             try:
                 self.cloud.up(sorted(batch), holder=os.getpid())
             except LocalCloudError as exc:
                 self.failures.update(exc.failures)
+            finally:
+                self._starting = False
+            if self._terminated:
+                raise KeyboardInterrupt("SIGTERM")
         if name in self.failures:
             raise LocalCloudError({name: self.failures[name]})
         return self.cloud.port(by_name(name))
 
     def release(self) -> None:
         """Stop what no other live session holds any more."""
-        if self.asked:
-            self.cloud.release(os.getpid())
+        self._starting = True  # a SIGTERM now must not cut the release short
+        try:
+            if self.asked:
+                with contextlib.suppress(UnwritableDirectoryError):  # nothing was started
+                    self.cloud.release(os.getpid())
+        finally:
+            if self._previous is not None:
+                signal.signal(signal.SIGTERM, self._previous)
 
 
 @pytest.fixture(scope="session")
@@ -282,8 +328,14 @@ def sessionstore_localcloud(request: pytest.FixtureRequest) -> Iterator[_Session
     fixtures = {
         name for item in request.session.items for name in getattr(item, "fixturenames", ())
     }
-    needed = {_SOURCES[f].cloud_name for f in fixtures if f in _SOURCES}
+    sources = [_SOURCES[f] for f in fixtures if f in _SOURCES]
+    needed = {
+        source.cloud_name
+        for source in sources
+        if source.configured() is None and source.printed_and_answering() is None
+    }
     session = _SessionCloud(request.config, needed)
+    session.catch_sigterm()
     yield session
     session.release()
 
@@ -291,15 +343,21 @@ def sessionstore_localcloud(request: pytest.FixtureRequest) -> Iterator[_Session
 def _emulator(request: pytest.FixtureRequest, fixture: str) -> Emulator:
     source = _SOURCES[fixture]
     mode = _mode(request.config)
-    if mode == "off" or _configured(*source.variables):
+    hint = _HINT
+    if mode == "off":
         emulator = source.build(None)
+    elif (variable := source.configured()) is not None:
+        emulator = source.build(None)
+        hint = f"it is configured by {variable} (unset it to let the plugin start one)"
+    elif (printed := source.printed_and_answering()) is not None:
+        emulator = printed
     else:
         cloud: _SessionCloud = request.getfixturevalue("sessionstore_localcloud")
         try:
             emulator = source.build(cloud.port(source.cloud_name))
         except LocalCloudError as exc:
             _unavailable(f"the local cloud could not start {exc}", mode)
-    return _require(emulator, emulator.endpoint.rstrip("/") + source.probe, mode)
+    return _require(emulator, emulator.endpoint.rstrip("/") + source.probe, mode, hint)
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,14 @@ Azurite only, Node.js 20+ with npm. POSIX only (process groups, ``ps``, ``fcntl`
 """
 
 from sessionstore.localcloud.cloud import (
+    EXPORTED_ENV,
     RUN_ENV,
     EmulatorState,
     LocalCloud,
     LocalCloudError,
     default_run_dir,
     export_lines,
+    printed_by_localcloud,
 )
 from sessionstore.localcloud.emulators import EMULATORS, Emulator, by_name
 from sessionstore.localcloud.installs import CACHE_ENV, InstallError, cache_home
@@ -23,6 +25,7 @@ from sessionstore.localcloud.installs import CACHE_ENV, InstallError, cache_home
 __all__ = [
     "CACHE_ENV",
     "EMULATORS",
+    "EXPORTED_ENV",
     "RUN_ENV",
     "Emulator",
     "EmulatorState",
@@ -33,4 +36,5 @@ __all__ = [
     "cache_home",
     "default_run_dir",
     "export_lines",
+    "printed_by_localcloud",
 ]

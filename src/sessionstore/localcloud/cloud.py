@@ -1,7 +1,9 @@
 """One local cloud: the emulators started from one run directory, and their state.
 
 The run directory (``$SESSIONSTORE_LOCALCLOUD_RUN``, default ``<cache>/run``) holds,
-per emulator, ``pids/NAME.pid`` (its pid, which leads its process group),
+per emulator, ``pids/NAME.pid`` (JSON: its pid, which leads its process group, the
+process's start time and the identity token put in its environment: together they
+prove that the pid is still the process started here),
 ``pids/NAME.port`` (the port it was started on) and, when it was started for holders
 (pytest sessions, ``scripts/test``), ``pids/NAME.holders``: the pids of the processes
 that use it. A holder's release stops the emulators that no live holder is left on
@@ -14,26 +16,44 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
+import secrets
+import shlex
 import shutil
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from sessionstore.localcloud import processes
 from sessionstore.localcloud.emulators import EMULATORS, HOST, Emulator, by_name
-from sessionstore.localcloud.installs import InstallError, Say, cache_home
+from sessionstore.localcloud.installs import CACHE_ENV, InstallError, Say, cache_home
 
-__all__ = ["RUN_ENV", "EmulatorState", "LocalCloud", "LocalCloudError", "default_run_dir"]
+__all__ = [
+    "EXPORTED_ENV",
+    "RUN_ENV",
+    "EmulatorState",
+    "LocalCloud",
+    "LocalCloudError",
+    "UnwritableDirectoryError",
+    "default_run_dir",
+    "export_lines",
+    "printed_by_localcloud",
+]
 
 #: The run directory of the local cloud (default ``<cache>/run``).
 RUN_ENV = "SESSIONSTORE_LOCALCLOUD_RUN"
 BUCKET_ENV = "SESSIONSTORE_TEST_BUCKET"
 DEFAULT_BUCKET = "sessionstore-test"
+#: Set by the export lines: ``NAME=DIGEST`` of each variable they set, so that the pytest
+#: plugin tells a value this tool printed from one the user configured.
+EXPORTED_ENV = "SESSIONSTORE_LOCALCLOUD_EXPORTED"
+#: The variable that carries an emulator's identity token (see :meth:`LocalCloud.pid`).
+TOKEN_ENV = "SESSIONSTORE_LOCALCLOUD_TOKEN"
 
 
 class LocalCloudError(RuntimeError):
@@ -45,6 +65,21 @@ class LocalCloudError(RuntimeError):
     def __init__(self, failures: dict[str, str]) -> None:
         self.failures = failures
         super().__init__("\n".join(f"{name}: {reason}" for name, reason in failures.items()))
+
+
+class UnwritableDirectoryError(LocalCloudError):
+    """The run directory cannot be created or written: one line naming it and the
+    variable that moves it (every emulator asked for fails with it)."""
+
+    def __init__(self, directory: Path, error: OSError, names: Iterable[str]) -> None:
+        where = f"set {RUN_ENV} to a writable directory"
+        if not os.environ.get(RUN_ENV):
+            where += f" (or {CACHE_ENV}, whose run/ it is by default)"
+        self.message = f"cannot write to {directory} ({error.strerror or error}): {where}"
+        super().__init__(dict.fromkeys(names, self.message))
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -79,6 +114,32 @@ def _quiet(message: str) -> None:
     del message
 
 
+@dataclass(frozen=True)
+class _Started:
+    """What a pid file records: the pid, its start time and its identity token."""
+
+    pid: int
+    start: str
+    token: str
+
+    @classmethod
+    def parse(cls, text: str) -> _Started | None:
+        try:
+            record = json.loads(text)
+            return cls(int(record["pid"]), str(record["start"]), str(record["token"]))
+        except (ValueError, TypeError, KeyError):
+            return None  # unreadable, or an older format without start time and token
+
+    def dump(self) -> str:
+        return json.dumps({"pid": self.pid, "start": self.start, "token": self.token}) + "\n"
+
+    def running(self) -> bool:
+        """Is the pid still the process that was started (same start time, same token)?"""
+        return processes.start_time(self.pid) == self.start and processes.environment_has(
+            self.pid, TOKEN_ENV, self.token
+        )
+
+
 class LocalCloud:
     """The emulators of one run directory (see the module docstring).
 
@@ -103,15 +164,23 @@ class LocalCloud:
         """The emulator's output, rewritten at each start."""
         return self.run_dir / "logs" / f"{emulator.name}.log"
 
-    def pid(self, emulator: Emulator) -> int | None:
-        """The pid of the emulator if this run directory started it and it still runs."""
+    def _started(self, emulator: Emulator) -> tuple[bool, _Started | None]:
+        """Is there a pid file, and its record if it proves a running process."""
         try:
-            pid = int(self._file(emulator, "pid").read_text().strip())
-        except (OSError, ValueError):
-            return None
-        if processes.alive(pid) and emulator.marker in processes.command_line(pid):
-            return pid
-        return None
+            text = self._file(emulator, "pid").read_text()
+        except FileNotFoundError:
+            return False, None
+        except OSError:
+            return True, None
+        record = _Started.parse(text)
+        return True, record if record is not None and record.running() else None
+
+    def pid(self, emulator: Emulator) -> int | None:
+        """The pid of the emulator if this run directory started it and it still runs:
+        the pid file's process has the start time recorded with the pid and the identity
+        token this cloud put in its environment (a reused pid has neither)."""
+        record = self._started(emulator)[1]
+        return None if record is None else record.pid
 
     def port(self, emulator: Emulator) -> int:
         """The port it runs on (as started), else the port it would be started on."""
@@ -135,10 +204,14 @@ class LocalCloud:
             self._file(emulator, suffix).unlink(missing_ok=True)
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        for sub in ("pids", "logs", "data"):
-            (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
-        with open(self.run_dir / "lock", "w") as lock:
+    def _locked(self, names: Iterable[str] = ()) -> Iterator[None]:
+        try:
+            for sub in ("pids", "logs", "data"):
+                (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
+            lock = open(self.run_dir / "lock", "w")  # noqa: SIM115 (closed below)
+        except OSError as exc:
+            raise UnwritableDirectoryError(self.run_dir, exc, names) from None
+        with lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -158,7 +231,7 @@ class LocalCloud:
         """
         emulators = _names(names)
         failures: dict[str, str] = {}
-        with self._locked():
+        with self._locked(e.name for e in emulators):
             started_at = time.monotonic()
             wanted = [e for e in emulators if not self._already_up(e, holder)]
             installs = self._install(wanted, failures)
@@ -172,7 +245,9 @@ class LocalCloud:
             for emulator in emulators:  # those already running too: one may be starting
                 if emulator.name not in failures:
                     self._wait_ready(emulator, deadline, failures)
-        if started:
+                    if emulator.name in failures and emulator.name in installs:
+                        failures[emulator.name] += _damaged_hint(installs[emulator.name])
+        if started and not failures:
             self.say(f"local cloud ready in {time.monotonic() - started_at:.1f}s")
         if failures:
             raise LocalCloudError(failures)
@@ -224,9 +299,18 @@ class LocalCloud:
         data.mkdir(parents=True, exist_ok=True)
         argv, extra = emulator.command(install, port, data)
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+        token = secrets.token_hex(16)
         header = f"=== {emulator.name} on port {port}, started at {time.ctime()}\n"
-        pid = processes.start_detached(argv, self.log(emulator), {**env, **extra}, header)
-        self._file(emulator, "pid").write_text(f"{pid}\n")
+        pid = processes.start_detached(
+            argv, self.log(emulator), {**env, **extra, TOKEN_ENV: token}, header
+        )
+        record = _Started(pid, processes.start_time(pid) or "gone", token)
+        # Popen returns at the exec's point of no return; the new environment shows in
+        # /proc a moment later. Wait for it, so that the record proves the process at once.
+        deadline = time.monotonic() + 5
+        while not record.running() and processes.alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self._file(emulator, "pid").write_text(record.dump())
         self._file(emulator, "port").write_text(f"{port}\n")
         if holder is not None:
             self._set_holders(emulator, [holder])
@@ -263,8 +347,9 @@ class LocalCloud:
         """Stop the named emulators (default: all) that this run directory started, and
         delete their data. Returns the names stopped; raises :class:`LocalCloudError`
         for one that is still running after SIGKILL."""
-        with self._locked():
-            return self._stop(_names(names))
+        emulators = _names(names)
+        with self._locked(e.name for e in emulators):
+            return self._stop(emulators)
 
     def release(self, holder: int) -> list[str]:
         """Drop ``holder`` (and dead holders) from every emulator; stop those that no
@@ -284,7 +369,13 @@ class LocalCloud:
     def _stop(self, emulators: list[Emulator]) -> list[str]:
         stopped, failures = [], {}
         for emulator in emulators:
-            pid = self.pid(emulator)
+            exists, record = self._started(emulator)
+            pid = None if record is None else record.pid
+            if exists and pid is None:
+                self.say(
+                    f"{emulator.name}: stale pid file {self._file(emulator, 'pid')} (its process "
+                    "is not one this cloud started, or is gone): removed, nothing signalled"
+                )
             if pid is not None:
                 self.say(f"stopping {emulator.name} (pid {pid}) ...")
                 if not processes.stop_group(pid, self.down_timeout):
@@ -309,18 +400,59 @@ class LocalCloud:
             states.append(EmulatorState(emulator, pid, port, healthy, self.log(emulator)))
         return states
 
-    def exports(self) -> list[tuple[str, str]]:
-        """The variables that point the SDKs and the pytest plugin at the emulators
-        (their current ports, or the ports they would start on)."""
-        pairs = [pair for e in EMULATORS if e.name != "moto" for pair in e.exports(self.port(e))]
+    def exports(
+        self, names: Iterable[str] | None = None, *, running_or_not: bool = False
+    ) -> list[tuple[str, str]]:
+        """The variables that point the SDKs and the pytest plugin at the named emulators
+        (default: all) that this cloud runs and that answer their health check; nothing
+        for one that is down or a foreign server on its port. The last pair,
+        :data:`EXPORTED_ENV`, marks them as printed by the local cloud (see
+        :func:`printed_by_localcloud`).
+
+        ``running_or_not``: every named emulator at its configured port, without the
+        mark (for emulators run some other way, e.g. with Docker).
+        """
+        wanted = _names(names)
+        if not running_or_not:
+            wanted = [e for e in wanted if self.pid(e) is not None and e.healthy(self.port(e))]
+        if not wanted:
+            return []
+        moto = [e for e in wanted if e.name == "moto"]
+        pairs = [pair for e in wanted if e.name != "moto" for pair in e.exports(self.port(e))]
         pairs.append((BUCKET_ENV, self.bucket))
-        moto = by_name("moto")
-        return pairs + moto.exports(self.port(moto))
+        pairs += [pair for e in moto for pair in e.exports(self.port(e))]
+        if running_or_not:
+            return pairs
+        return [*pairs, (EXPORTED_ENV, " ".join(f"{n}={_digest(v)}" for n, v in pairs))]
+
+
+def _damaged_hint(install: Path) -> str:
+    """What to delete when a start from a cached install failed (it may be damaged)."""
+    directory = install.parent if install.name == "node_modules" else install
+    return (
+        f"\nIf a file is missing from its cached install, delete {directory} (after `down`"
+        " of every local cloud that runs from it) and run `up` again to reinstall it."
+    )
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def printed_by_localcloud(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Does variable ``name`` hold the value that a local cloud's ``up`` or ``env``
+    printed (as :data:`EXPORTED_ENV` records), rather than one the user configured?"""
+    env = os.environ if environ is None else environ
+    value = env.get(name)
+    if value is None:
+        return False
+    return f"{name}={_digest(value)}" in env.get(EXPORTED_ENV, "").split()
 
 
 def export_lines(pairs: list[tuple[str, str]]) -> str:
-    """``export NAME='value'`` lines for a shell's eval (values hold no single quote)."""
-    return "".join(f"export {name}='{value}'\n" for name, value in pairs)
+    """``export NAME=VALUE`` lines for a shell's eval, each value quoted with
+    :func:`shlex.quote` (safe whatever it holds)."""
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in pairs)
 
 
 def stderr_say(message: str) -> None:

@@ -1,7 +1,8 @@
 """``python -m sessionstore.localcloud up|down|status|env`` (and ``sessionstore localcloud``).
 
-Progress goes to stderr; stdout carries only ``export`` lines, so that
-``eval "$(python -m sessionstore.localcloud up)"`` points the SDKs at the emulators.
+Progress goes to stderr; stdout carries only ``export`` lines (values quoted with
+:func:`shlex.quote`), so that ``eval "$(python -m sessionstore.localcloud up)"`` points
+the SDKs at the emulators. They name only emulators of this cloud that run and answer.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from sessionstore.localcloud.cloud import (
     LocalCloud,
     LocalCloudError,
+    UnwritableDirectoryError,
     export_lines,
     stderr_say,
 )
@@ -59,8 +61,15 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "status", parents=[common], help="state of each emulator; exit 0 if all healthy"
     )
     status.add_argument("names", nargs="*", metavar="NAME", help=_NAMES_HELP)
-    commands.add_parser(
-        "env", parents=[common], help="print the export lines only (starts nothing)"
+    env = commands.add_parser(
+        "env",
+        parents=[common],
+        help="print the export lines of the emulators this cloud runs (starts nothing)",
+    )
+    env.add_argument(
+        "--all",
+        action="store_true",
+        help="every emulator at its configured port, running or not (e.g. run with Docker)",
     )
     return parser
 
@@ -80,14 +89,20 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m sessionstore.
             try:
                 cloud.up(args.names, holder=args.hold)
             finally:
-                print(export_lines(cloud.exports()), end="", flush=True)
+                print(export_lines(cloud.exports(args.names)), end="", flush=True)
         elif args.command == "down":
             stopped = cloud.release(args.release) if args.release else cloud.down(args.names)
             cloud.say(f"stopped: {', '.join(stopped)}" if stopped else "nothing to stop")
         elif args.command == "status":
             return _print_status(cloud, args.names)
         else:
-            print(export_lines(cloud.exports()), end="")
+            pairs = cloud.exports(running_or_not=args.all)
+            if not pairs:
+                cloud.say("no emulator of this local cloud is running: nothing to export")
+            print(export_lines(pairs), end="")
+    except UnwritableDirectoryError as exc:
+        stderr_say(f"localcloud: error: {exc}")
+        return 1
     except LocalCloudError as exc:
         for name, reason in exc.failures.items():
             stderr_say(f"localcloud: error: {name}: {reason}")

@@ -7,7 +7,9 @@ directory named after a fingerprint of its pin files (and, for the virtualenv, t
 Python version), so projects that pin the same versions share it, and a sessionstore
 release that changes a pin gets a fresh install beside the old one. An install is
 complete only once its stamp file is written; a file lock per install serialises its
-installers.
+installers, held by the installer and every command it runs (an installer killed
+mid-install leaves its ``pip`` or ``npm`` holding the lock, so the next one waits for it
+instead of deleting the directory under it).
 """
 
 from __future__ import annotations
@@ -69,19 +71,34 @@ def _fingerprint(*parts: bytes) -> str:
 
 
 @contextlib.contextmanager
-def _install_lock(target: Path) -> Iterator[None]:
-    """Serialise installers of ``target`` (other installs go on beside it)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f"{target.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+def _install_lock(target: Path, say: Say) -> Iterator[int]:
+    """Serialise installers of ``target`` (other installs go on beside it). Yields the
+    lock's descriptor: the install's commands inherit it, so that the lock is held until
+    the last of them ends, even if the installer itself was killed meanwhile."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(target.parent / f"{target.name}.lock", "w")  # noqa: SIM115 (closed below)
+    except OSError as exc:
+        raise InstallError(
+            f"cannot write to the install cache {target.parent} ({exc.strerror or exc}): "
+            f"set {CACHE_ENV} to a writable directory"
+        ) from None
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for another install into {target} to finish ...")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield lock.fileno()
 
 
-def _run_logged(argv: list[str], log: Path, cwd: Path | None = None) -> None:
+def _run_logged(argv: list[str], log: Path, lock: int, cwd: Path | None = None) -> None:
     with open(log, "a") as out:
         out.write(f"$ {' '.join(argv)}\n")
         out.flush()
-        code = subprocess.call(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        code = subprocess.call(
+            argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, pass_fds=(lock,)
+        )
     if code != 0:
         tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-30:])
         raise InstallError(f"{argv[0]} exited with {code} (log: {log}); last lines:\n{tail}")
@@ -110,7 +127,7 @@ def python_install(say: Say) -> Path:
     venv = home / f"python{version}-{_fingerprint(requirements, constraints)}"
     if (venv / _STAMP).exists():
         return venv
-    with _install_lock(venv):
+    with _install_lock(venv, say) as lock:
         if (venv / _STAMP).exists():
             return venv
         log = home / f"{venv.name}.log"
@@ -125,7 +142,7 @@ def python_install(say: Say) -> Path:
                 "is used with Python 3.11"
             )
         shutil.rmtree(venv, ignore_errors=True)
-        _run_logged([python, "-m", "venv", str(venv)], log)
+        _run_logged([python, "-m", "venv", str(venv)], log, lock)
         pins = venv / "pins"
         pins.mkdir()
         (pins / "requirements.txt").write_bytes(requirements)
@@ -143,6 +160,7 @@ def python_install(say: Say) -> Path:
                 str(pins / "constraints.txt"),
             ],
             log,
+            lock,
         )
         (venv / _STAMP).write_text("ok\n")
     return venv
@@ -161,7 +179,7 @@ def node_install(say: Say) -> Path:
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
         raise InstallError("Node.js with npm not found: Azurite needs Node.js 20 or newer")
-    with _install_lock(root):
+    with _install_lock(root, say) as held:
         if (root / _STAMP).exists():
             return root / "node_modules"
         log = home / f"{root.name}.log"
@@ -172,7 +190,7 @@ def node_install(say: Say) -> Path:
         (root / "package.json").write_bytes(package)
         (root / "package-lock.json").write_bytes(lock)
         (root / ".npmrc").write_bytes(_pin(".npmrc"))
-        _run_logged([npm, "ci", "--no-audit", "--no-fund"], log, cwd=root)
+        _run_logged([npm, "ci", "--no-audit", "--no-fund"], log, held, cwd=root)
         (root / _STAMP).write_text("ok\n")
     return root / "node_modules"
 

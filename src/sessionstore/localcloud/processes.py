@@ -1,8 +1,11 @@
 """Emulator processes: started detached in their own process group, found again by
 their pid files (never by name), stopped by signalling that group.
 
-A pid file counts only while its process is alive (a zombie is not) and its command
-line still contains the emulator's marker, which guards against a reused pid.
+What proves that a pid is still the process that was started (see
+:meth:`sessionstore.localcloud.LocalCloud.pid`): its start time (``/proc/PID/stat``
+field 22, ``ps -o lstart`` without procfs), recorded with the pid, and an identity
+token given to it in its environment (``/proc/PID/environ``). A reused pid has another
+start time; a name proves nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +19,18 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["alive", "command_line", "free_port", "port_busy", "start_detached", "stop_group"]
+__all__ = [
+    "alive",
+    "command_line",
+    "environment_has",
+    "free_port",
+    "port_busy",
+    "start_detached",
+    "start_time",
+    "stop_group",
+]
+
+_PROC = Path("/proc")
 
 #: Popen objects of the emulators this process started, kept so that Python neither
 #: warns about them nor leaves them as zombies once they stop.
@@ -50,6 +64,36 @@ def alive(pid: int) -> bool:
 def command_line(pid: int) -> str:
     """The command line of process ``pid`` ("" when there is none)."""
     return _ps(pid, "args")
+
+
+def _has_procfs() -> bool:
+    return (_PROC / "self" / "stat").exists()
+
+
+def start_time(pid: int) -> str | None:
+    """When process ``pid`` started, as the kernel records it (``/proc/PID/stat`` field
+    22; ``ps -o lstart`` where there is no procfs); None when it is gone or a zombie."""
+    if not _has_procfs():
+        return (_ps(pid, "lstart") or None) if alive(pid) else None
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # the name in (...) may hold spaces
+    return None if fields[0] in ("Z", "X", "x") else fields[19]
+
+
+def environment_has(pid: int, name: str, value: str) -> bool:
+    """Was process ``pid`` started with ``name=value`` in its environment? False when
+    it is gone or its environment cannot be read (another user's); True where there is
+    no procfs to tell."""
+    if not _has_procfs():
+        return True
+    try:
+        environ = (_PROC / str(pid) / "environ").read_bytes()
+    except OSError:
+        return False
+    return f"{name}={value}".encode() in environ.split(b"\0")
 
 
 def _group_alive(pgid: int) -> bool:
