@@ -97,15 +97,15 @@ async def test_access_errors_are_not_retried() -> None:
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        ({"attempts": 0}, "attempts must be an int in 1..1000, not 0"),
-        ({"attempts": 2.0}, "attempts must be an int in 1..1000, not 2.0"),
+        ({"attempts": 0}, "attempts must be an int in 1..1000000, not 0"),
+        ({"attempts": 2.0}, "attempts must be an int in 1..1000000, not 2.0"),
         ({"base_delay": -1}, "base_delay must be a number of seconds >= 0 and <= 3600, not -1"),
         ({"max_delay": None}, "max_delay must be a number of seconds >= 0 and <= 3600, not None"),
         ({"deadline": "x"}, "deadline must be a number of seconds > 0 and <= 3600, not 'x'"),
         ({"deadline": 0}, "deadline must be a number of seconds > 0 and <= 3600, not 0"),
         ({"deadline": -1.5}, "deadline must be a number of seconds > 0 and <= 3600, not -1.5"),
-        ({"attempts": True}, "attempts must be an int in 1..1000, not True"),
-        ({"attempts": False}, "attempts must be an int in 1..1000, not False"),
+        ({"attempts": True}, "attempts must be an int in 1..1000000, not True"),
+        ({"attempts": False}, "attempts must be an int in 1..1000000, not False"),
         ({"base_delay": True}, "base_delay must be a number of seconds >= 0 and <= 3600, not True"),
         (
             {"max_delay": math.nan},
@@ -113,7 +113,7 @@ async def test_access_errors_are_not_retried() -> None:
         ),
         ({"deadline": True}, "deadline must be a number of seconds > 0 and <= 3600, not True"),
         ({"deadline": math.nan}, "deadline must be a number of seconds > 0 and <= 3600, not nan"),
-        ({"attempts": 1001}, "attempts must be an int in 1..1000, not 1001"),
+        ({"attempts": 1_000_001}, "attempts must be an int in 1..1000000, not 1000001"),
         ({"base_delay": 3600.5}, "base_delay must be a number of seconds >= 0 and <= 3600"),
         ({"max_delay": 1e300}, "max_delay must be a number of seconds >= 0 and <= 3600"),
         ({"deadline": 1e300}, "deadline must be a number of seconds > 0 and <= 3600, not 1e\\+300"),

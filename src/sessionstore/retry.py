@@ -32,7 +32,7 @@ class RetryPolicy:
     """How transient failures are retried: full-jitter exponential backoff.
 
     Attributes:
-        attempts: total attempts, the first included (1 = no retry); 1..1000.
+        attempts: total attempts, the first included (1 = no retry); 1..1000000.
         base_delay: seconds; attempt n waits a random time in [0, base_delay * 2**n].
         max_delay: cap of one wait, in seconds (both delays 0..3600).
         deadline: seconds (> 0 and <= 3600) from the first attempt after which no new

@@ -144,7 +144,7 @@ DELAY = Bounded(integer=False, low=0, high=3600, unit="seconds")
 #: Connections of an HTTP pool, threads of a worker pool.
 POOL = Bounded(integer=True, low=1, high=1024)
 #: Attempts of one operation, the first included.
-ATTEMPTS = Bounded(integer=True, low=1, high=1000)
+ATTEMPTS = Bounded(integer=True, low=1, high=1_000_000)
 #: Bytes of a snapshot: at most 5 GiB, the largest object one S3 PUT writes.
 SNAPSHOT_BYTES = Bounded(integer=True, low=1, high=5 * 2**30)
 #: The smallest body worth compressing, in bytes.
