@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import decimal
 import enum
@@ -51,7 +52,6 @@ from sessionstore import (
     SnapshotTooLargeError,
     StaleSnapshotError,
     StoreConfigError,
-    StoreInUseError,
     StoreUnavailableError,
     SyncSessionStore,
 )
@@ -1001,6 +1001,61 @@ print(worker.exitcode, asyncio.run(store.load("parent")))
 """
 
 
+#: Stores used in a running loop and dropped unclosed: in its middle and at its end.
+DROPPED_IN_A_RUNNING_LOOP = """
+import asyncio, gc, sys
+from sessionstore import open_store
+
+async def use_and_drop(i):
+    store = open_store(sys.argv[1])
+    await store.save(f"dropped-{i}", {"tick": i})
+    return await store.has(f"dropped-{i}")
+
+async def main():
+    seen = [await use_and_drop(0)]
+    gc.collect()
+    await asyncio.sleep(0.2)  # the loop goes on
+    seen.append(await use_and_drop(1))
+    seen.append(await use_and_drop(2))
+    gc.collect()
+    print(seen)
+
+asyncio.run(main())
+gc.collect()
+"""
+
+
+def count_clients(store: ObjectSessionStore) -> tuple[list[int], list[int]]:
+    """Record each client ``store`` opens, and each one closed, from now on."""
+    opened: list[int] = []
+    closed: list[int] = []
+    real = store._open
+
+    async def counting(stack: contextlib.AsyncExitStack) -> Any:
+        client = await real(stack)
+        opened.append(len(opened))
+        stack.callback(closed.append, opened[-1])
+        return client
+
+    store._open = counting  # type: ignore[method-assign]
+    return opened, closed
+
+
+async def increment(store: ObjectSessionStore, session_id: str) -> None:
+    """Add one to ``{"n": ...}`` at ``session_id`` by compare-and-swap."""
+    while True:
+        current = await store.load_versioned(session_id)
+        try:
+            if current is None:
+                await store.save(session_id, {"n": 1}, if_absent=True)
+            else:
+                n = current.snapshot["n"] + 1
+                await store.save(session_id, {"n": n}, if_version=current.version)
+        except ConflictError:
+            continue
+        return
+
+
 class LoopContract:
     """A store built outside any loop follows its caller's event loop (serverless).
 
@@ -1037,28 +1092,51 @@ class LoopContract:
         leaks = [w for w in caught if issubclass(w.category, ResourceWarning)]
         assert not leaks, [str(w.message) for w in leaks]
 
-    def test_two_running_loops_are_refused(self, store: ObjectSessionStore) -> None:
-        started, release = threading.Event(), threading.Event()
+    def test_several_running_loops_share_one_store(self, store: ObjectSessionStore) -> None:
+        # Worker threads each running a loop of their own (a threaded server, a sync
+        # handler beside async code): their first calls at one moment, then all at once;
+        # each live loop gets its own client (a shared one if it follows no loop), and
+        # every client opened is closed: at its loop's shutdown or by aclose().
+        workers = 4
+        barrier = threading.Barrier(workers + 1)
+        opened, closed = count_clients(store)
+        clients: dict[int, Any] = {}
 
-        async def hold() -> Any:
-            await store.save("held", snapshot())
-            started.set()
-            await asyncio.to_thread(release.wait, 120)
-            return await store.load("held")  # its loop still has the store
+        async def work(i: int) -> Any:
+            await asyncio.to_thread(barrier.wait, 120)  # every loop's first call at once
+            await store.save(f"w{i}", snapshot(tick=i))
+            clients[i] = store._affinity.client()
+            await asyncio.to_thread(barrier.wait, 120)  # all loops run, with their clients
+            await asyncio.to_thread(barrier.wait, 120)  # aclose() ran from another loop
+            for _ in range(5):
+                await increment(store, "shared")
+            return await store.load(f"w{i}")
 
-        with ThreadPoolExecutor(1) as pool:
-            held = pool.submit(asyncio.run, hold())
-            assert started.wait(120)
-            try:
-                with pytest.raises(StoreInUseError, match="SyncSessionStore") as info:
-                    asyncio.run(store.load("held"))
-                assert str(info.value).startswith(f"{store!r} is in use by an event loop")
-                # aclose() from this loop closes the client on the loop it lives on...
-                asyncio.run(store.aclose())
-            finally:
-                release.set()
-            assert held.result(120) == snapshot()  # ...and that loop opens it again
-        assert asyncio.run(store.load("held")) == snapshot()  # its loop ended: ours now
+        with ThreadPoolExecutor(workers) as pool:
+            futures = [pool.submit(asyncio.run, work(i)) for i in range(workers)]
+            barrier.wait(120)
+            barrier.wait(120)
+            live = len(store._affinity.loops())
+            asyncio.run(store.aclose())  # closes each loop's client, on its own loop
+            left = store._affinity.loops()
+            barrier.wait(120)
+            results = [future.result(120) for future in futures]
+        assert results == [snapshot(tick=i) for i in range(workers)]
+        assert asyncio.run(store.load("shared")) == {"n": 5 * workers}
+        assert (live, left) == (workers, [])
+        distinct = len({id(client) for client in clients.values()})
+        assert distinct == (workers if store.client_follows_loop else 1)
+        if store.client_follows_loop:  # closed at each loop's shutdown: nothing leaked
+            assert sorted(closed) == sorted(opened) and len(opened) == 2 * workers + 1
+        asyncio.run(store.aclose())
+        assert sorted(closed) == sorted(opened)
+
+    def test_a_store_dropped_unclosed_in_a_running_loop_prints_nothing(
+        self, store_url: tuple[str, dict[str, str]]
+    ) -> None:
+        url, env = store_url
+        out, err = run_python(DROPPED_IN_A_RUNNING_LOOP, url, env=env)
+        assert (out, err) == ("[True, True, True]\n", "")
 
     def test_aclose_after_the_building_loop_closed(self, store: ObjectSessionStore) -> None:
         loop = asyncio.new_event_loop()
@@ -1442,6 +1520,27 @@ class SyncStoreContract(StoreContract):
         yield make
         for sync in made:
             sync.close()
+
+    def test_the_async_api_works_beside_the_sync_api(
+        self, make_sync: Callable[..., SyncSessionStore]
+    ) -> None:
+        # One store, its sync API in use (on a loop thread of its own, for stores
+        # without a sync client) and its async API from the caller's loops, at once.
+        sync = make_sync()
+        sync.save("beside", snapshot(tick=0))
+
+        async def async_side() -> Any:
+            await sync.store.save("async", snapshot(tick=1))
+            await asyncio.gather(
+                asyncio.to_thread(lambda: [sync.save(f"s{i}", snapshot(tick=i)) for i in range(3)]),
+                *(increment(sync.store, "counter") for _ in range(3)),
+            )
+            return await sync.store.load("beside")
+
+        assert asyncio.run(async_side()) == snapshot(tick=0)
+        assert asyncio.run(sync.store.load("async")) == snapshot(tick=1)
+        assert sync.load("counter") == {"n": 3}
+        assert sorted(sync.list()) == ["async", "beside", "counter", "s0", "s1", "s2"]
 
     def test_threads_share_one_store_for_cas_increments(
         self, make_sync: Callable[..., SyncSessionStore]

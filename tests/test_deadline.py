@@ -5,6 +5,7 @@ tests/reliability/test_deadline.py.
 """
 
 import asyncio
+import contextlib
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -87,7 +88,7 @@ class _SlowToOpen(FileSessionStore):
         super().__init__(root)
         self.release = threading.Event()
 
-    async def _open(self) -> None:
+    async def _open(self, stack: contextlib.AsyncExitStack) -> None:
         await asyncio.to_thread(self.release.wait, 30)
 
     def _open_sync(self) -> None:

@@ -158,8 +158,8 @@ async def test_no_credentials_is_an_access_error(
     store = GCSSessionStore("bkt", project="test")
     with pytest.raises(StoreAccessError, match="DefaultCredentialsError"):
         await store.load("s")
-    assert store._executor is None  # the failed open left no thread pool behind
     await store.aclose()
+    assert store._executor is None  # aclose() ended the thread pool the open used
 
 
 async def test_kms_key_name_reaches_the_upload(make_gcs_store: MakeStore) -> None:

@@ -1,6 +1,7 @@
 """MemorySessionStore passes the contract; stores of one test share one dict."""
 
 import asyncio
+import contextlib
 import json
 from datetime import timedelta
 from typing import Any
@@ -114,11 +115,12 @@ class Counting(MemorySessionStore):
         super().__init__()
         self.opened = self.closed = 0
 
-    async def _open(self) -> None:
+    async def _open(self, stack: contextlib.AsyncExitStack) -> None:
         await asyncio.sleep(0)  # let concurrent first uses meet here
         self.opened += 1
+        stack.callback(self._count_close)
 
-    async def _close(self) -> None:
+    def _count_close(self) -> None:
         self.closed += 1
 
 

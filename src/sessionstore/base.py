@@ -1,8 +1,8 @@
 """ObjectSessionStore: the public API on top of a few provider primitives.
 
 A provider implements only private primitives (``_put``, ``_get``, ``_head``,
-``_delete``, ``_list_page``, optionally ``_open``/``_close`` and, for the sync API,
-``_open_sync``/``_close_sync``) and ``_classify``, which names the private fault
+``_delete``, ``_list_page``, optionally ``_open`` (one client per event loop) and,
+for the sync API, ``_open_sync``/``_close_sync``) and ``_classify``, which names the private fault
 (:mod:`sessionstore.provider`) an SDK exception stands for.
 Everything else lives here, once: key encoding, serialization and compression, the
 size guard, retries, error mapping, TTL, the stale-tick guard and logging
@@ -89,11 +89,8 @@ class ObjectSessionStore(ABC):
     #: Query names that stand for another keyword (``{"region": "region_name"}``).
     url_aliases: ClassVar[Mapping[str, str]] = {}
     #: Whether the SDK client belongs to the event loop it was built on (aiohttp-based
-    #: SDKs): then each new loop gets a client of its own (sessionstore.loops).
+    #: SDKs): then each loop gets a client of its own (sessionstore.loops).
     client_follows_loop: ClassVar[bool] = True
-    #: Where :meth:`_blocking` runs blocking calls for async callers (None: the
-    #: running loop's default executor).
-    _executor: Executor | None = None
 
     def __init__(
         self,
@@ -123,8 +120,7 @@ class ObjectSessionStore(ABC):
     def _new_affinity(self) -> LoopAffinity:
         return LoopAffinity(
             lambda: repr(self),
-            lambda: self._translated(self._open()),
-            self._close,
+            lambda stack: self._translated(self._open(stack)),
             bound=self.client_follows_loop,
         )
 
@@ -203,11 +199,20 @@ class ObjectSessionStore(ABC):
         """The fault an exception raised by a primitive (or ``_open``) stands for."""
         return _Failed
 
-    async def _open(self) -> None:  # noqa: B027 - an optional hook, not a required method
-        """Build the SDK client (called once, before the first primitive)."""
+    async def _open(self, stack: contextlib.AsyncExitStack) -> Any:
+        """Build the running event loop's SDK client and return it (optional hook).
 
-    async def _close(self) -> None:  # noqa: B027 - an optional hook, not a required method
-        """Close what :meth:`_open` built (never an injected client)."""
+        Called before the loop's first primitive; push whatever closes the client onto
+        ``stack`` (never an injected client), and nothing that holds the store, so an
+        abandoned store can still be collected. With :attr:`client_follows_loop` false,
+        the first loop's client serves every loop.
+        """
+        return None
+
+    def _worker_pool(self) -> Executor | None:
+        """Where :meth:`_blocking` runs blocking calls for async callers (None: the
+        running loop's default executor)."""
+        return None
 
     def _open_sync(self) -> None:
         """Build what sync-API calls use (a synchronous SDK client), blocking.
@@ -237,7 +242,7 @@ class ObjectSessionStore(ABC):
                 return fn(*args, **kwargs)
             return await _on_daemon_thread(functools.partial(fn, *args, **kwargs))
         call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        return await asyncio.get_running_loop().run_in_executor(self._worker_pool(), call)
 
     def _error_detail(self, exc: Exception) -> str:
         """A short, secret-free description of an SDK exception (code and status)."""
@@ -286,14 +291,13 @@ class ObjectSessionStore(ABC):
     def _forked(self) -> None:
         """In a forked child (:mod:`sessionstore.forks`): drop what the parent opened.
 
-        The async clients (one per event loop) and the worker thread pool of
-        :meth:`_blocking` are forgotten: the pool's threads did not survive the fork,
-        and the clients' connections are the parent's too (a request on one would mix
-        up the two processes' responses). The sync client is closed, which closes only
+        The async clients (one per event loop) are forgotten, unclosed: their
+        connections are the parent's too (a request on one, or a TLS close, would mix
+        up the two processes' streams). The sync client is closed, which closes only
         the child's copies of its sockets. The next call opens everything afresh.
         """
+        self._affinity.forget_all()
         self._affinity = self._new_affinity()
-        self._executor = None
         self._sync_lock = threading.Lock()
         if self._sync_open:
             self._sync_open = False
@@ -775,7 +779,8 @@ class ObjectSessionStore(ABC):
         return deleted
 
     async def aclose(self) -> None:
-        """Close the SDK clients the store built (an injected client stays open)."""
+        """Close the SDK clients the store built, every event loop's (an injected client
+        stays open); the next call opens new ones."""
         await self._affinity.aclose()
         self._end_sync()
 

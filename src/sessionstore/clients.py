@@ -1,8 +1,9 @@
 """Owned-versus-injected SDK clients, async and sync, handled once for the cloud stores.
 
 A store built with ``client=`` uses that client and never closes it; otherwise its
-``_open`` builds one (:meth:`ClientStore._build_client`) and ``aclose()`` closes it
-(:meth:`ClientStore._close_client`). A provider that also implements
+``_open`` builds one per event loop (:meth:`ClientStore._build_client`, which pushes
+its closing onto the loop's exit stack) and ``aclose()`` or the loop's shutdown closes
+it (docs/DESIGN.md, "Event loops, the sync API and deadlines"). A provider that also implements
 :meth:`ClientStore._build_sync_client` serves the sync API with the provider's
 synchronous SDK on the caller's thread; :attr:`ClientStore._client` is then the client
 of the running call, and :meth:`ClientStore._request` calls it either way.
@@ -10,6 +11,7 @@ of the running call, and :meth:`ClientStore._request` calls it either way.
 
 from __future__ import annotations
 
+import contextlib
 from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
@@ -21,26 +23,31 @@ __all__ = ["ClientStore"]
 
 
 class ClientStore(ObjectSessionStore):
-    """A store over one SDK client, built on first use or injected by the caller."""
+    """A store over SDK clients, built on first use (one per event loop) or injected."""
 
     _injected: Any = None
-    _async_client: Any = None
     _sync_client: Any = None
 
     def _use_client(self, injected: Any) -> None:
-        """Remember the injected client (None: build one on first use)."""
+        """Remember the injected client (None: build one per event loop on first use)."""
         self._injected = injected
-        self._async_client = injected
 
     @property
     def client(self) -> Any:
-        """The async SDK client in use (None before first use unless injected)."""
-        return self._async_client
+        """The async SDK client of the running event loop (outside a loop, the one
+        opened last); before first use, the injected client or None."""
+        client = self._affinity.client()
+        return self._injected if client is None else client
+
+    @property
+    def _async_client(self) -> Any:
+        """The running event loop's async client (None if it has none open)."""
+        return self._affinity.client()
 
     @property
     def _client(self) -> Any:
         """The client of the running call: the sync client for a sync-API call."""
-        return self._sync_client if sync_call() else self._async_client
+        return self._sync_client if sync_call() else self._affinity.client()
 
     async def _request(self, call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Make one SDK call of :attr:`_client`: awaited, or blocking for a sync client."""
@@ -53,12 +60,8 @@ class ClientStore(ObjectSessionStore):
         return injected
 
     @abstractmethod
-    async def _build_client(self) -> Any:
-        """Build the store's own client."""
-
-    @abstractmethod
-    async def _close_client(self, client: Any) -> None:
-        """Close a client :meth:`_build_client` built."""
+    async def _build_client(self, stack: contextlib.AsyncExitStack) -> Any:
+        """Build the running loop's own client; push what closes it onto ``stack``."""
 
     def _build_sync_client(self) -> Any:
         """Build the store's synchronous client (optional: see the module)."""
@@ -75,21 +78,10 @@ class ClientStore(ObjectSessionStore):
             and type(self)._build_sync_client is not ClientStore._build_sync_client
         )
 
-    async def _open(self) -> None:
+    async def _open(self, stack: contextlib.AsyncExitStack) -> Any:
         if self._injected is None:
-            self._async_client = await self._build_client()
-        else:
-            self._async_client = self._adopt(self._injected)
-
-    async def _close(self) -> None:
-        client = self._async_client
-        if self._injected is not None:
-            if client is not self._injected:
-                self._async_client = None  # a view on the injected client: nothing to close
-            return
-        self._async_client = None
-        if client is not None:
-            await self._close_client(client)
+            return await self._build_client(stack)
+        return self._adopt(self._injected)  # the caller's: never closed
 
     def _open_sync(self) -> None:
         self._sync_client = self._build_sync_client()

@@ -12,7 +12,7 @@ Every error a store raises is a :class:`SessionStoreError`::
     ├── StoreConfigError           (also ValueError)   bad URL, option, or missing extra
     ├── StoreAccessError                               401/403, missing bucket/container
     ├── StoreUnavailableError                          transient failures, or the caller's deadline
-    └── StoreInUseError            (also RuntimeError) used from two running event loops
+    └── StoreInUseError            (also RuntimeError) no longer raised (kept importable)
 
 Messages name the provider, the bucket or container, the key and the operation, and
 never a credential, signature or SAS token. The SDK exception that caused an error is
@@ -86,8 +86,9 @@ class StoreUnavailableError(SessionStoreError):
 
 
 class StoreInUseError(SessionStoreError, RuntimeError):
-    """The store is in use by an event loop running in another thread.
+    """No longer raised: kept so that code catching it still imports.
 
-    A store serves one event loop at a time (its SDK client belongs to that loop);
-    share one store between threads with ``SyncSessionStore``.
+    Stores used to refuse a second event loop running at the same time; now each live
+    loop gets an SDK client of its own (docs/DESIGN.md, "Event loops, the sync API and
+    deadlines").
     """

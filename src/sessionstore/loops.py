@@ -1,186 +1,321 @@
-"""A store's SDK client follows its caller's event loop.
+"""A store's SDK client per event loop: any number of loops may use one store at once.
 
 aiohttp-based SDK clients (aiobotocore, azure-core) belong to the event loop they were
 built on. A serverless handler runs each invocation in a new loop (``asyncio.run``),
-while the store is built once, at import, outside any loop. :class:`LoopAffinity`
-keeps the client on the loop that uses it:
+a web server may run one loop per worker thread, and a sync-API call without a sync
+client runs on a private loop thread, while the store is built once, at import,
+outside any loop. :class:`LoopAffinity` gives each live loop a client of its own:
 
-- the first call in a loop opens the client there and registers an async generator
-  with that loop; when the loop shuts down (``asyncio.run``, ``asyncio.Runner``,
+- the first call in a loop opens a client there (other loops' calls go on meanwhile;
+  two tasks of one loop wait for the one open) and registers an async generator with
+  that loop; when the loop shuts down (``asyncio.run``, ``asyncio.Runner``,
   pytest-asyncio, ``uvloop.run`` all close async generators before closing the loop)
-  the generator's ``finally`` closes the client, on its own loop, with nothing left
-  open;
-- a call from the next loop finds no client and opens a fresh one there;
-- a call from a loop while another loop using the store runs in another thread is
-  refused: one store, one loop at a time (:class:`SyncSessionStore` is the way to share
-  one store between threads);
+  the generator's ``finally`` closes that loop's client, on its own loop;
 - a client that belongs to no loop (the GCS store's thread pool; the file and memory
-  stores have none) is kept across loops (``bound=False``), refusals aside;
-- ``aclose()`` works from any loop: on the client's loop, from another loop while the
-  client's loop runs (the close is sent there), or after it stopped.
+  stores have none) is opened once and shared by every loop (``bound=False``); two
+  loops that open it at the same moment keep one and close the other;
+- ``aclose()`` closes every loop's client, from any loop: on the calling loop, through
+  its own loop if that one runs in another thread, or from outside if it stopped;
+- a store garbage-collected without ``aclose()`` closes the clients of loops still
+  running on those loops (a :func:`weakref.finalize` that holds the clients, never
+  the store), so aiohttp has no unclosed session to report;
+- a loop closed without closing its async generators (``loop.close()`` by hand) cannot
+  run the close any more: the next new loop lets go of its client, closing what can be
+  closed from outside.
 
-A loop closed without closing its async generators (``loop.close()`` by hand) cannot
-run the close any more; the next loop then lets go of the old client (closing what
-can be closed from outside) and builds a new one.
+Every client's closing is pushed onto an :class:`~contextlib.AsyncExitStack` by the
+opener (``open_client(stack)``), so closing needs nothing of the store.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
+import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable
-
-from sessionstore.errors import StoreInUseError
+from typing import Any
 
 __all__ = ["LoopAffinity"]
 
 _log = logging.getLogger("sessionstore")
 
+#: Opens a client on the running loop, pushing its closing onto the stack.
+Opener = Callable[[contextlib.AsyncExitStack], Awaitable[Any]]
+
+
+class _Opened:
+    """One open client and the stack that closes it."""
+
+    __slots__ = ("client", "stack")
+
+    def __init__(self, client: Any, stack: contextlib.AsyncExitStack) -> None:
+        self.client = client
+        self.stack = stack
+
+    async def close(self, name: str) -> None:
+        """Close the client; errors are logged, never raised (nothing can be done)."""
+        try:
+            await self.stack.aclose()
+        except Exception as exc:
+            _log.debug("sessionstore: closing %s's client: %r", name, exc)
+
+
+class _Slot:
+    """What one event loop uses: its client (or the shared one) and its open lock."""
+
+    __slots__ = ("guard", "lock", "loop", "opened")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.lock = asyncio.Lock()  # one open per loop at a time
+        self.opened: _Opened | None = None
+        self.guard: AsyncGenerator[None, None] | None = None
+
+
+class _Slots:
+    """The loops' slots, shared by the affinity, its guards and its finalizer."""
+
+    def __init__(self) -> None:
+        self.name = "a store"  # the store's repr, once it is built (for log lines)
+        self.lock = threading.Lock()  # guards the fields below across threads
+        self.by_loop: dict[asyncio.AbstractEventLoop, _Slot] = {}
+        self.forgotten = False
+
+    def take(self, slot: _Slot) -> _Opened | None:
+        """Detach ``slot`` and return its client, if it still has one to close."""
+        with self.lock:
+            if self.by_loop.get(slot.loop) is slot:
+                del self.by_loop[slot.loop]
+            opened, slot.opened = slot.opened, None
+        if self.forgotten:
+            return None
+        return opened
+
 
 class LoopAffinity:
-    """Opens and closes one store's client on the loop that uses it (see the module)."""
+    """Opens and closes one store's clients on the loops that use it (see the module)."""
 
-    def __init__(
-        self,
-        name: Callable[[], str],
-        open_client: Callable[[], Awaitable[None]],
-        close_client: Callable[[], Awaitable[None]],
-        *,
-        bound: bool = True,
-    ) -> None:
+    def __init__(self, name: Callable[[], str], open_client: Opener, *, bound: bool = True) -> None:
         self._name = name
-        self._bound = bound  # False: the client works from any loop (threads, no aiohttp)
+        self._bound = bound  # False: one client serves every loop (threads, no aiohttp)
         self._open_client = open_client
-        self._close_client = close_client
-        self._lock = threading.Lock()  # guards the fields below across threads
-        self.loop: asyncio.AbstractEventLoop | None = None  # where the open client lives
-        self.opened = False
-        self._open_lock: asyncio.Lock | None = None
-        self._lock_loop: asyncio.AbstractEventLoop | None = None
-        self._guard: AsyncGenerator[None, None] | None = None
+        self._slots = _Slots()
+        self._shared: _Opened | None = None  # the client of an unbound store
+        if bound:
+            # Holds the slots, not the store: the store can still be collected.
+            self._finalizer = weakref.finalize(self, _close_abandoned, self._slots)
+            self._finalizer.atexit = False  # at exit no loop runs to close on
 
     def is_open_here(self) -> bool:
-        """Whether the client is open on the running loop (the fast path of every call)."""
-        return self.opened and self.loop is asyncio.get_running_loop()
+        """Whether the running loop has its client (the fast path of every call)."""
+        slot = self._slots.by_loop.get(asyncio.get_running_loop())
+        return slot is not None and slot.opened is not None
 
-    def _loop_lock(self, loop: asyncio.AbstractEventLoop) -> asyncio.Lock:
-        with self._lock:
-            if self._lock_loop is not loop or self._open_lock is None:
-                self._open_lock, self._lock_loop = asyncio.Lock(), loop
-            return self._open_lock
+    def client(self) -> Any:
+        """The client of the running loop; outside a loop, the one opened last (or None)."""
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        with self._slots.lock:
+            slot = self._slots.by_loop.get(loop) if loop is not None else None
+            if slot is None and loop is None:
+                opened = [s for s in self._slots.by_loop.values() if s.opened is not None]
+                slot = opened[-1] if opened else None
+        opened_here = slot.opened if slot is not None else None
+        return opened_here.client if opened_here is not None else None
 
-    def _refuse_if_busy(self, loop: asyncio.AbstractEventLoop) -> None:
-        owner = self.loop
-        if self.opened and owner is not None and owner is not loop and owner.is_running():
-            raise StoreInUseError(
-                f"{self._name()} is in use by an event loop running in another thread;"
-                " a store serves one event loop at a time. Share one store between threads"
-                " with sessionstore.SyncSessionStore (or open_store_sync()), or give each"
-                " thread's loop a store of its own"
-            )
+    def loops(self) -> list[asyncio.AbstractEventLoop]:
+        """The loops that have a client open now."""
+        with self._slots.lock:
+            return [s.loop for s in self._slots.by_loop.values() if s.opened is not None]
 
     async def ensure_open(self) -> None:
-        """Open the client on the running loop, letting go of one left on another loop.
+        """Open the running loop's client, if it has none yet.
 
         Raises:
-            StoreInUseError: the store is in use by a loop running in another thread.
             Whatever opening the client raises.
         """
         loop = asyncio.get_running_loop()
-        if self.opened and self.loop is loop:
-            return
-        async with self._loop_lock(loop):
-            with self._lock:
-                self._refuse_if_busy(loop)
-                stale = self.opened and self.loop is not loop
-                if stale and not self._bound:
-                    self.loop = loop  # the same client serves the new loop
+        self._slots.name = self._name()
+        while True:
+            slot, gone = self._slot(loop)
+            for old in gone:  # clients of loops closed without closing them
+                await self._let_go(old)
+            async with slot.lock:
+                if slot.opened is not None:
                     return
-            if stale:
-                await self._let_go()
-            if not self.opened:
-                await self._open_client()
-                with self._lock:
-                    self.opened, self.loop = True, loop
-                if self._bound:
-                    await self._watch(loop)
+                opened = await self._open_shared() if not self._bound else await self._open()
+                with self._slots.lock:
+                    current = self._slots.by_loop.get(loop) is slot
+                    if current:
+                        slot.opened = opened
+                if current:
+                    if self._bound:
+                        slot.guard = await _watch(self._slots, slot)
+                    return
+            # aclose() ran meanwhile and took the slot: this client is nobody's.
+            if self._bound:
+                await opened.close(self._slots.name)
 
-    async def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Register the close-at-loop-shutdown generator with ``loop``."""
-        guard = self._closes_at_shutdown(loop)
-        await guard.__anext__()  # the loop's first-iteration hook registers it
-        self._guard = guard
+    def _slot(self, loop: asyncio.AbstractEventLoop) -> tuple[_Slot, list[_Slot]]:
+        """The running loop's slot (made if new), and the slots of closed loops."""
+        with self._slots.lock:
+            slot = self._slots.by_loop.get(loop)
+            if slot is not None:
+                return slot, []
+            slot = self._slots.by_loop[loop] = _Slot(loop)
+            gone = [s for s in self._slots.by_loop.values() if s.loop.is_closed()]
+        return slot, gone
 
-    async def _closes_at_shutdown(self, loop: asyncio.AbstractEventLoop) -> AsyncGenerator[None]:
+    async def _open(self) -> _Opened:
+        stack = contextlib.AsyncExitStack()
         try:
-            yield
-        finally:
-            # The loop is shutting down its async generators: close the client while
-            # the loop can still run the close. Errors are logged, never raised there.
-            if self.opened and self.loop is loop and asyncio.get_running_loop() is loop:
-                self._guard = None
-                try:
-                    await self._close_here()
-                except Exception as exc:  # pragma: no cover - depends on the SDK
-                    _log.debug("sessionstore: closing %s at loop shutdown: %r", self._name(), exc)
+            client = await self._open_client(stack)
+        except BaseException:
+            await stack.aclose()
+            raise
+        return _Opened(client, stack)
 
-    async def _close_here(self) -> None:
-        with self._lock:
-            self.opened, self.loop = False, None
-        await self._close_client()
+    async def _open_shared(self) -> _Opened:
+        """The one client of an unbound store, opened by the first loop that asks."""
+        shared = self._shared
+        if shared is not None:
+            return shared
+        opened = await self._open()
+        with self._slots.lock:
+            winner = self._shared
+            if winner is None:
+                self._shared = winner = opened
+        if winner is not opened:  # another loop opened it meanwhile: keep one
+            await opened.close(self._slots.name)
+        return winner
 
-    def _end_guard(self) -> None:
-        """Finish the shutdown generator without running the loop it belongs to."""
-        guard, self._guard = self._guard, None
-        if guard is not None:
-            closing = guard.aclose()
-            try:
-                closing.send(None)  # its finally awaits nothing once the client is gone
-            except StopIteration:
-                pass
-            else:  # pragma: no cover - the finally always returns at once here
-                closing.close()
+    async def _let_go(self, slot: _Slot) -> None:
+        """Close a client from outside its loop (stopped or closed), as far as possible."""
+        opened = self._slots.take(slot)
+        _end_guard(slot)
+        if opened is not None and self._bound:
+            await opened.close(self._slots.name)
 
-    async def _let_go(self) -> None:
-        """Drop a client left open on a loop that no longer runs (stopped or closed)."""
-        with self._lock:
-            self.opened, self.loop = False, None
-        self._end_guard()
-        try:
-            # From outside its loop only part of the client can be closed; the rest
-            # (sockets of a closed loop) goes with the objects.
-            await self._close_client()
-        except Exception as exc:
-            _log.debug("sessionstore: letting go of %s's client: %r", self._name(), exc)
+    def forget_all(self) -> None:
+        """Drop every client without closing it (a forked child: they are the parent's)."""
+        self._slots.forgotten = True
+        if self._bound:
+            self._finalizer.detach()
+        with self._slots.lock:
+            self._slots.by_loop.clear()
+        self._shared = None
 
     async def aclose(self) -> None:
-        """Close the client, from whichever loop it is called on."""
-        loop = asyncio.get_running_loop()
-        async with self._loop_lock(loop):
-            with self._lock:
-                owner, opened = self.loop, self.opened
-            if not opened:
-                return
-            if owner is loop or not self._bound:
-                with self._lock:
-                    self.opened, self.loop = False, None
-                self._end_guard()
-                await self._close_client()
-            elif owner is not None and owner.is_running():
-                # Its loop runs in another thread: close the client there.
-                try:
-                    done = asyncio.run_coroutine_threadsafe(self._close_on_owner(owner), owner)
-                except RuntimeError:  # that loop closed meanwhile
-                    await self._let_go()
-                else:
-                    await asyncio.wrap_future(done)
+        """Close every loop's client, from whichever loop it is called on."""
+        here = asyncio.get_running_loop()
+        with self._slots.lock:
+            slots = list(self._slots.by_loop.values())
+            shared, self._shared = self._shared, None
+        for slot in slots:
+            if not self._bound:
+                self._slots.take(slot)
+            elif slot.loop is here:
+                opened = self._slots.take(slot)
+                _end_guard(slot)
+                if opened is not None:
+                    await opened.close(self._slots.name)
+            elif slot.loop.is_running():
+                await self._close_on(slot)
             else:
-                await self._let_go()
+                await self._let_go(slot)
+        if shared is not None:
+            await shared.close(self._slots.name)
 
-    async def _close_on_owner(self, owner: asyncio.AbstractEventLoop) -> None:
-        if self.opened and self.loop is owner:
-            with self._lock:
-                self.opened, self.loop = False, None
-            self._end_guard()
-            await self._close_client()
+    async def _close_on(self, slot: _Slot) -> None:
+        """Close ``slot``'s client on its own loop, which runs in another thread."""
+
+        async def there() -> None:
+            opened = self._slots.take(slot)
+            _end_guard(slot)
+            if opened is not None:
+                await opened.close(self._slots.name)
+
+        try:
+            done = asyncio.run_coroutine_threadsafe(there(), slot.loop)
+        except RuntimeError:  # that loop closed meanwhile
+            await self._let_go(slot)
+        else:
+            await asyncio.wrap_future(done)
+
+
+async def _watch(slots: _Slots, slot: _Slot) -> AsyncGenerator[None, None]:
+    """Register a generator with the running loop that closes ``slot`` at its shutdown."""
+    guard = _closes_at_shutdown(slots, slot)
+    await guard.__anext__()  # the loop's first-iteration hook registers it
+    return guard
+
+
+async def _closes_at_shutdown(slots: _Slots, slot: _Slot) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        # The loop is shutting down its async generators (or the generator was ended
+        # by _end_guard after its client was taken): close what is left, on this loop.
+        _orphans.discard(slot)
+        if slot.opened is not None:
+            slot.guard = None
+            opened = slots.take(slot)
+            if opened is not None:
+                await opened.close(slots.name)
+
+
+def _end_guard(slot: _Slot) -> None:
+    """Finish the shutdown generator without running its loop (its client was taken)."""
+    guard, slot.guard = slot.guard, None
+    if guard is None:
+        return
+    closing = guard.aclose()
+    try:
+        closing.send(None)  # its finally awaits nothing once the client is taken
+    except StopIteration:
+        pass
+    except RuntimeError:  # pragma: no cover - the loop is finishing it right now
+        closing.close()
+    else:  # pragma: no cover - the finally always returns at once here
+        closing.close()
+
+
+#: Slots of collected stores whose close is pending: their guards must stay alive
+#: (a loop holds its async generators weakly) to close them at the loop's shutdown if
+#: the close the finalizer scheduled never ran (cancelled as the loop ends).
+_orphans: set[_Slot] = set()
+_closing: set[asyncio.Future[Any]] = set()  # the scheduled closes, kept alive
+
+
+def _close_abandoned(slots: _Slots) -> None:
+    """A store was collected unclosed: close each running loop's client on that loop."""
+    with slots.lock:
+        abandoned = [s for s in slots.by_loop.values() if s.opened is not None]
+    if slots.forgotten:
+        return
+    for slot in abandoned:
+        if slot.loop.is_closed() or not slot.loop.is_running():
+            continue  # a stopped loop's client goes with the objects
+        _orphans.add(slot)
+
+        def close(slot: _Slot = slot) -> None:
+            task = asyncio.ensure_future(_close_orphan(slots, slot))
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)
+
+        try:
+            slot.loop.call_soon_threadsafe(close)
+        except RuntimeError:  # closed meanwhile
+            _orphans.discard(slot)
+
+
+async def _close_orphan(slots: _Slots, slot: _Slot) -> None:
+    opened = slots.take(slot)
+    _end_guard(slot)
+    _orphans.discard(slot)
+    if opened is not None:
+        await opened.close(slots.name)

@@ -14,6 +14,7 @@ breaks off mid-read (3 tries, 1 s apart). What escapes it is classified transien
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
@@ -227,7 +228,6 @@ class AzureBlobSessionStore(ClientStore):
         self._account_url = account_url
         self._connection_string = connection_string
         self._credential = credential
-        self._owned_credential: Any = None
         self._owned_sync_credential: Any = None
         self._use_client(client)
 
@@ -246,7 +246,7 @@ class AzureBlobSessionStore(ClientStore):
         """The aio ``ContainerClient`` in use (None before first use unless injected)."""
         from azure.storage.blob.aio import ContainerClient
 
-        client = self._async_client
+        client = super().client
         return client if isinstance(client, ContainerClient) else None
 
     def _adopt(self, injected: Any) -> ContainerClient:
@@ -256,18 +256,17 @@ class AzureBlobSessionStore(ClientStore):
             return injected.get_container_client(self.container)
         return cast("ContainerClient", injected)
 
-    async def _build_client(self) -> ContainerClient:
+    async def _build_client(self, stack: contextlib.AsyncExitStack) -> ContainerClient:
         from azure.storage.blob.aio import ContainerClient
 
         credential = self._credential
         if self._default_credential:
             identity = importlib.import_module("azure.identity.aio")
-            credential = self._owned_credential = identity.DefaultAzureCredential()
-        try:
-            return cast("ContainerClient", self._new_client(ContainerClient, credential))
-        except StoreConfigError:
-            await self._close_credential()
-            raise
+            credential = identity.DefaultAzureCredential()  # one per loop, like the client
+            stack.push_async_callback(credential.close)
+        client = cast("ContainerClient", self._new_client(ContainerClient, credential))
+        stack.push_async_callback(client.close)
+        return client
 
     def _build_sync_client(self) -> SyncContainerClient:
         credential = self._credential
@@ -306,18 +305,6 @@ class AzureBlobSessionStore(ClientStore):
         # An async token credential (azure.identity.aio) cannot serve a sync client.
         token_credential = callable(getattr(self._credential, "get_token", None))
         return not token_credential and super()._serves_sync()
-
-    async def _close_client(self, client: Any) -> None:
-        await client.close()
-
-    async def _close(self) -> None:
-        await super()._close()
-        await self._close_credential()
-
-    async def _close_credential(self) -> None:
-        credential, self._owned_credential = self._owned_credential, None
-        if credential is not None:
-            await credential.close()
 
     def _close_sync(self) -> None:
         super()._close_sync()

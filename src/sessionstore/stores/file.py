@@ -281,7 +281,7 @@ class FileSessionStore(ObjectSessionStore):
             return f"{type(exc).__name__}: {exc.strerror or exc}"
         return type(exc).__name__
 
-    async def _open(self) -> None:
+    async def _open(self, stack: contextlib.AsyncExitStack) -> None:
         await self._blocking(self._open_sync)
 
     def _open_sync(self) -> None:

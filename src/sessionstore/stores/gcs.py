@@ -11,6 +11,8 @@ Application Default Credentials work as in the SDK.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -111,6 +113,8 @@ class GCSSessionStore(ClientStore):
         self.max_workers = max_workers
         self.timeout = timeout
         self._credentials = credentials
+        self._executor: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self._use_client(client)
 
     @property
@@ -118,16 +122,22 @@ class GCSSessionStore(ClientStore):
         """``gs://bucket``."""
         return f"gs://{self.bucket}"
 
-    async def _open(self) -> None:
-        self._executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix="sessionstore-gcs")
-        try:
-            await super()._open()
-        except BaseException:  # e.g. no credentials: the next call opens a new pool
-            self._end_executor(wait=False)
-            raise
+    def _worker_pool(self) -> ThreadPoolExecutor:
+        """The store's own pool (``max_workers`` threads), made on first use."""
+        pool = self._executor
+        if pool is None:
+            with self._pool_lock:
+                pool = self._executor
+                if pool is None:
+                    pool = self._executor = ThreadPoolExecutor(
+                        self.max_workers, thread_name_prefix="sessionstore-gcs"
+                    )
+        return pool
 
-    async def _build_client(self) -> Any:
-        return await self._blocking(self._new_client)
+    async def _build_client(self, stack: contextlib.AsyncExitStack) -> Any:
+        client = await self._blocking(self._new_client)
+        stack.callback(client.close)  # closes its HTTP session: no request, no wait
+        return client
 
     def _build_sync_client(self) -> Any:
         # An injected client is the same synchronous SDK: sync calls use it too.
@@ -151,19 +161,20 @@ class GCSSessionStore(ClientStore):
         client._http.mount("http://", adapter)
         return client
 
-    async def _close_client(self, client: Any) -> None:
-        try:
-            await self._blocking(client.close)
-        except RuntimeError:  # interpreter exit: executors take no new work
-            client.close()
-
     def _close_sync_client(self, client: Any) -> None:
         if client is not self._injected:
             client.close()
 
-    async def _close(self) -> None:
-        await super()._close()
+    async def aclose(self) -> None:
+        """Close the clients the store built (not an injected one) and its thread pool."""
+        await super().aclose()
         self._end_executor(wait=True)
+
+    def _forked(self) -> None:
+        # The pool's threads did not survive the fork: the child makes a new pool.
+        super()._forked()
+        self._executor = None
+        self._pool_lock = threading.Lock()
 
     def _end_executor(self, *, wait: bool) -> None:
         pool, self._executor = self._executor, None

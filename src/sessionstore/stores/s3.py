@@ -200,7 +200,6 @@ class S3SessionStore(ClientStore):
         self._session = session
         self._injected_session = session is not None
         self._use_client(client)
-        self._stack: contextlib.AsyncExitStack | None = None
 
     @property
     def location(self) -> str:
@@ -219,7 +218,7 @@ class S3SessionStore(ClientStore):
             | credentials
         )
 
-    async def _build_client(self) -> Any:
+    async def _build_client(self, stack: contextlib.AsyncExitStack) -> Any:
         from aiobotocore.config import AioConfig
         from aiobotocore.session import get_session
 
@@ -230,22 +229,14 @@ class S3SessionStore(ClientStore):
             self._session = get_session()
         session = self._session
         create = session.client if hasattr(session, "client") else session.create_client
-        stack = contextlib.AsyncExitStack()
         try:
             client = await stack.enter_async_context(
                 create("s3", **self._client_arguments(AioConfig(**self._config)))
             )
             _check_client(client)
         except ValueError as exc:
-            await stack.aclose()
             raise self._config_error(exc) from None
-        self._stack = stack
         return client
-
-    async def _close_client(self, client: Any) -> None:
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.aclose()
 
     def _serves_sync(self) -> bool:
         # An injected session's credentials and settings belong to the async client.
