@@ -116,16 +116,13 @@ class LoopAffinity:
     def client(self) -> Any:
         """The client of the running loop; outside a loop, the one opened last (or None)."""
         try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        with self._slots.lock:
-            slot = self._slots.by_loop.get(loop) if loop is not None else None
-            if slot is None and loop is None:
+            slot = self._slots.by_loop.get(asyncio.get_running_loop())
+        except RuntimeError:  # no running loop
+            with self._slots.lock:
                 opened = [s for s in self._slots.by_loop.values() if s.opened is not None]
-                slot = opened[-1] if opened else None
-        opened_here = slot.opened if slot is not None else None
-        return opened_here.client if opened_here is not None else None
+            slot = opened[-1] if opened else None
+        here = slot.opened if slot is not None else None
+        return here.client if here is not None else None
 
     def loops(self) -> list[asyncio.AbstractEventLoop]:
         """The loops that have a client open now."""
@@ -201,13 +198,13 @@ class LoopAffinity:
             await opened.close(self._slots.name)
 
     def forget_all(self) -> None:
-        """Drop every client without closing it (a forked child: they are the parent's)."""
+        """Never close these clients (a forked child: they are the parent's).
+
+        Takes no lock: in a forked child, another thread of the parent may have held it.
+        """
         self._slots.forgotten = True
         if self._bound:
             self._finalizer.detach()
-        with self._slots.lock:
-            self._slots.by_loop.clear()
-        self._shared = None
 
     async def aclose(self) -> None:
         """Close every loop's client, from whichever loop it is called on."""
