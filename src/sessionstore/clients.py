@@ -40,11 +40,6 @@ class ClientStore(ObjectSessionStore):
         return self._injected if client is None else client
 
     @property
-    def _async_client(self) -> Any:
-        """The running event loop's async client (None if it has none open)."""
-        return self._affinity.client()
-
-    @property
     def _client(self) -> Any:
         """The client of the running call: the sync client for a sync-API call."""
         return self._sync_client if sync_call() else self._affinity.client()
