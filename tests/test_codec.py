@@ -410,13 +410,113 @@ def test_big_integers_round_trip_exactly(compression: Any) -> None:
 def test_big_integers_written_by_another_writer_load_exactly(body: bytes) -> None:
     for compression in (None, "gzip", "zstd"):
         codec = Codec(compression=compression, compress_min_bytes=0)
-        stored = gzip.compress(body) if compression == "gzip" else body
-        if compression == "zstd":
-            import zstandard
-
-            stored = zstandard.ZstdCompressor().compress(body)
+        stored = _compressed_by_another_writer(body, compression)
         assert codec.decode(stored, "k") == json.loads(body)
         assert repr(codec.decode(stored, "k")) == repr(json.loads(body))
+
+
+def _compressed_by_another_writer(body: bytes, compression: Any) -> bytes:
+    if compression == "gzip":
+        return gzip.compress(body)
+    if compression == "zstd":
+        import zstandard
+
+        return zstandard.ZstdCompressor().compress(body)
+    return body
+
+
+def _assert_loads_exactly(snap: dict[str, Any], compression: Any) -> None:
+    """``snap`` saved by the codec, and written by the stdlib's ``json`` (compact and
+    indented), loads back equal and of the same types (an int stays an int)."""
+    codec = Codec(compression=compression, compress_min_bytes=0)
+    bodies = [
+        codec.encode(snap).body,
+        _compressed_by_another_writer(json.dumps(snap).encode(), compression),
+        _compressed_by_another_writer(json.dumps(snap, indent=1).encode(), compression),
+    ]
+    for body in bodies:
+        loaded = codec.decode(body, "k")
+        assert loaded == snap and repr(loaded) == repr(snap)
+
+
+#: Where orjson stops reading an integer literal as an int: it reads -2**63 (the
+#: int64 minimum) .. 2**64 - 1 (the uint64 maximum) as int, what lies beyond as a
+#: float. Literals of 19, 20 and 21 digits on both sides of those edges.
+INTEGER_EDGES = [
+    2**63 - 1,  # int64 maximum, 19 digits
+    -(2**63),  # int64 minimum
+    2**63,
+    2**64 - 1,  # uint64 maximum, 20 digits
+    2**64,  # uint64 maximum + 1
+    -(2**63) - 1,  # int64 minimum - 1
+    10**18,  # the smallest of 19 digits
+    10**19 - 1,  # the largest of 19 digits: fits in uint64
+    -(10**19 - 1),  # 19 digits after a minus: below the int64 minimum
+    10**19,  # the smallest of 20 digits: fits in uint64
+    10**20 - 1,  # the largest of 20 digits: beyond uint64
+    -(10**19),
+    10**20,  # 21 digits
+    -(10**20),
+]
+
+
+@pytest.mark.parametrize("compression", [None, "gzip", "zstd"], ids=["plain", "gzip", "zstd"])
+@pytest.mark.parametrize("number", INTEGER_EDGES, ids=str)
+def test_integers_at_the_64_bit_edges_load_exactly(number: int, compression: Any) -> None:
+    snap = {
+        "n": number,
+        "nested": [[{"deep": [1.5, number, "x"]}], {"k": {"m": number}}],
+        "as text": [str(number), f"id-{number}{number}"],  # digits inside strings
+    }
+    _assert_loads_exactly(snap, compression)
+
+
+@pytest.mark.parametrize("compression", [None, "gzip", "zstd"], ids=["plain", "gzip", "zstd"])
+def test_long_digit_runs_inside_strings_stay_strings(compression: Any) -> None:
+    digits = "1234567890" * 5
+    snap = {
+        "phone": digits,
+        "minus": "-" + digits,
+        "key" + digits: [digits, {"-" + digits: digits + ".5e400"}],
+        "small": 7,
+    }
+    _assert_loads_exactly(snap, compression)
+
+
+# Bodies of 32 KiB or more are walked for rounded integers first, on a budget of one
+# value per KiB; a body with more values than that is checked another way, then its
+# walk goes on (codec._maybe_rounded). The walk takes an object's last value first.
+LARGE_BODIES = {
+    "few long values": {f"text{i}": "x" * 4000 for i in range(20)},  # 80 KB, 20 values
+    "many short values": {f"turn{i}": [i, "y" * 20, {"t": 0.5}] for i in range(2000)},
+}
+
+
+@pytest.mark.parametrize("compression", [None, "gzip", "zstd"], ids=["plain", "gzip", "zstd"])
+@pytest.mark.parametrize("shape", list(LARGE_BODIES))
+@pytest.mark.parametrize("where", ["walked first", "walked last", "nowhere"])
+def test_big_integers_in_large_bodies_load_exactly(
+    shape: str, where: str, compression: Any
+) -> None:
+    big = {"walked first": [[2**64]], "walked last": {"n": [-(2**63) - 1]}, "nowhere": 2**63}
+    filler = LARGE_BODIES[shape]
+    if where == "walked last":
+        snap = {"first": big[where], **filler}
+    else:
+        snap = {**filler, "last": big[where]}
+    assert len(json.dumps(snap)) > 64 * 1024
+    _assert_loads_exactly(snap, compression)
+
+
+@pytest.mark.parametrize("pad", [0, 40_000], ids=["small", "large"])
+def test_a_big_integer_deeper_than_orjson_writes_loads_exactly(pad: int) -> None:
+    deep: Any = [2**64]
+    for _ in range(300):  # orjson reads 1,024 levels but writes only 254
+        deep = [deep]
+    snap = {"pad": "p" * pad, "deep": deep}
+    body = json.dumps(snap, separators=(",", ":")).encode()
+    loaded = Codec().decode(body, "k")
+    assert loaded == snap and repr(loaded) == repr(snap)
 
 
 @pytest.mark.parametrize(
