@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from sessionstore import SnapshotDecodeError, SnapshotEncodeError, SnapshotTooLargeError
 from sessionstore.codec import Codec, JsonSerializer
+from tests.tracedpeak import Traced, run_traced
 
 json_values = st.recursive(
     st.none()
@@ -221,33 +222,19 @@ def test_bad_options(options: dict[str, Any]) -> None:
     Codec(max_snapshot_bytes=1, compress_min_bytes=0)  # the smallest values that are valid
 
 
-_DECODE_PEAK = """
-import sys, tracemalloc
-from sessionstore import SnapshotTooLargeError
-from sessionstore.codec import Codec
-bomb = sys.stdin.buffer.read()
-tracemalloc.start()
-try:
-    Codec(max_snapshot_bytes=1_000_000).decode(bomb, "k")
-except SnapshotTooLargeError:
-    print(tracemalloc.get_traced_memory()[1])
-else:
-    print("decoded, not refused as too large")
-"""
+def decode_bomb_traced(bomb: bytes) -> list[Any]:
+    """In a process of its own (tests.tracedpeak): the peak bytes allocated while
+    decoding ``bomb``, and the exception that refused it."""
+    with Traced() as traced:
+        Codec(max_snapshot_bytes=1_000_000).decode(bomb, "k")
+    return [traced.peak, traced.raised]
 
 
 def _decode_peak(bomb: bytes) -> int:
-    """Bytes allocated at most while decoding ``bomb`` (refused as too large).
-
-    Measured in a process of its own: tracemalloc counts every thread's allocations,
-    and here other tests' leftover threads would count with the codec's.
-    """
-    run = subprocess.run(
-        [sys.executable, "-c", _DECODE_PEAK], input=bomb, capture_output=True, check=True
-    )
-    out = run.stdout.decode().strip()
-    assert out.isdigit(), out
-    return int(out)
+    """Bytes allocated at most while decoding ``bomb`` (refused as too large)."""
+    peak, raised = run_traced("tests.test_codec:decode_bomb_traced", bomb)
+    assert raised == "SnapshotTooLargeError"
+    return int(peak)
 
 
 def test_gzip_bomb_stops_at_the_limit() -> None:
