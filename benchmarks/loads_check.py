@@ -7,8 +7,9 @@
 in the same rounds, so before and after are measured side by side. Bodies are the
 benchmark's agentick-shaped snapshots as orjson writes them (the store's own) and
 as the stdlib's ``json.dumps`` writes them (another writer's spacing and escapes).
-Each figure is the best of several rounds (noise only adds time); the ratio is
-against ``orjson.loads`` measured in the same rounds. ``--alternatives`` adds other
+Times are the best of the rounds (noise only adds time); a ratio is the median, over
+the rounds, of a loader's time over ``orjson.loads``'s in the same round (the loaders
+take turns within a round, so a busy moment weighs on all of them). ``--alternatives`` adds other
 checks (``orjson.loads`` then only the check, without what a hit would cost): a
 regular expression for a run of 20 digits, a translation of every byte to a digit
 class then a search, a walk of every value, and a comparison with what orjson
@@ -20,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -86,8 +88,9 @@ def _us(fn: Callable[[bytes], Any], body: bytes, number: int) -> float:
     return (time.perf_counter() - start) / number * 1e6
 
 
-def measure(versions: dict[str, Callable[[bytes], Any]], rounds: int = 15) -> list[dict[str, Any]]:
-    """One row per (size, writer): best µs of each loader and its ratio to orjson."""
+def measure(versions: dict[str, Callable[[bytes], Any]], rounds: int = 21) -> list[dict[str, Any]]:
+    """One row per (size, writer): each loader's best µs, and the median over the rounds
+    of its time over orjson.loads's time in the same round."""
     loaders = {"orjson.loads": orjson.loads, **versions}
     rows = []
     for size, target in SIZES.items():
@@ -98,15 +101,18 @@ def measure(versions: dict[str, Callable[[bytes], Any]], rounds: int = 15) -> li
         ):
             for fn in loaders.values():  # every loader gives the same snapshot
                 assert fn(body) == snap
-            number = max(1, 2_000_000 // len(body))
-            best = dict.fromkeys(loaders, float("inf"))
+            number = max(3, 5_000_000 // len(body))
+            times: dict[str, list[float]] = {name: [] for name in loaders}
             for _ in range(rounds):  # loaders interleaved: a busy moment hits all
                 for name, fn in loaders.items():
-                    best[name] = min(best[name], _us(fn, body, number))
-            base = best["orjson.loads"]
+                    times[name].append(_us(fn, body, number))
+            base = times["orjson.loads"]
             rows.append(
                 {"size": size, "writer": writer, "bytes": len(body)}
-                | {name: (us, us / base) for name, us in best.items()}
+                | {
+                    name: (min(ts), statistics.median(t / b for t, b in zip(ts, base, strict=True)))
+                    for name, ts in times.items()
+                }
             )
     return rows
 

@@ -117,6 +117,8 @@ class JsonSerializer:
 #: Floats of this magnitude or more may be orjson's reading of an integer literal
 #: beyond 64 bits (it reads -2**63 .. 2**64-1 as int, anything further as float).
 _ROUNDED = float(2**63)
+#: Bodies of this size or more are walked for such floats first (see _maybe_rounded).
+_WALK_FIRST_BYTES = 32 * 1024
 #: An integer literal orjson cannot hold as int has 20 digits, or 19 after a minus.
 _LONG_INTEGER = re.compile(rb"[0-9]{20}|-[0-9]{19}")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -135,20 +137,16 @@ def _maybe_rounded(obj: Any, data: bytes) -> bool:
     another writer's body (other spacing or escapes) is then walked to the end.
     """
     stack = [obj]
-    size = len(data)
-    found = _rounded_float(stack, size >> 10 if size >= _WALK_FIRST_BYTES else 0)
-    if found is not None:
-        return found
+    if len(data) >= _WALK_FIRST_BYTES:
+        found = _rounded_float(stack, len(data) >> 10)
+        if found is not None:
+            return found
     try:
         if orjson.dumps(obj) == data:
             return False
     except TypeError:  # deeper than orjson writes: walk on
         pass
     return bool(_rounded_float(stack, -1))
-
-
-#: Bodies from this size are walked first (see _maybe_rounded).
-_WALK_FIRST_BYTES = 32 * 1024
 
 
 def _rounded_float(stack: list[Any], budget: int) -> bool | None:
