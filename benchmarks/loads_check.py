@@ -88,12 +88,14 @@ def _us(fn: Callable[[bytes], Any], body: bytes, number: int) -> float:
     return (time.perf_counter() - start) / number * 1e6
 
 
-def measure(versions: dict[str, Callable[[bytes], Any]], rounds: int = 21) -> list[dict[str, Any]]:
+def measure(
+    versions: dict[str, Callable[[bytes], Any]], rounds: int = 21, sizes: dict[str, int] = SIZES
+) -> list[dict[str, Any]]:
     """One row per (size, writer): each loader's best µs, and the median over the rounds
     of its time over orjson.loads's time in the same round."""
     loaders = {"orjson.loads": orjson.loads, **versions}
     rows = []
-    for size, target in SIZES.items():
+    for size, target in sizes.items():
         snap = agentick_snapshot(target)
         for writer, body in (
             ("orjson", orjson.dumps(snap)),
