@@ -609,3 +609,64 @@ def test_zstd_without_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(StoreConfigError, match=f"^this object is zstd-compressed; {hint}$"):
         Codec().decode(body, "k")
     assert Codec(compression="gzip").decode(b'{"a":1}', "k") == {"a": 1}
+
+
+# How the load check spends its effort (codec._maybe_rounded): exact either way, so
+# only these tests see a walk that runs too long or a stdlib parse that was not needed.
+
+
+def test_the_walk_stops_when_its_budget_is_spent() -> None:
+    from sessionstore.codec import _rounded_float
+
+    assert _rounded_float([[1, 2]], 2) is False  # opened exactly its budget: done
+    stack: list[Any] = [{"a": [1, 2, 3], "b": "x"}]
+    assert _rounded_float(stack, 2) is None  # two values ("x" last in, first out), then
+    assert stack == [1, 2, 3]  # three more: over; the rest is left for the next walk
+    assert _rounded_float(stack, -1) is False  # no limit
+    assert _rounded_float([[1]], 0) is None
+    assert _rounded_float([[1.5, -1e18, "1" * 30, 2**64]], -1) is False  # an int is exact
+    assert _rounded_float([[float(2**63)]], -1) is True
+    assert _rounded_float([{"k": [-float(2**63)]}], 0) is None  # the budget comes first
+    assert _rounded_float([{"k": [-float(2**63)]}], 2) is True
+
+
+class _CountingOrjson:
+    """orjson, counting the calls of ``dumps`` (the check's C pass)."""
+
+    def __init__(self) -> None:
+        import orjson
+
+        self._orjson = orjson
+        self.dumps_calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._orjson, name)
+
+    def dumps(self, obj: Any) -> bytes:
+        self.dumps_calls += 1
+        return bytes(self._orjson.dumps(obj))
+
+
+@pytest.mark.parametrize(
+    ("snap", "dumps_calls"),
+    [
+        ({"a": "x" * 100, "n": 2**63}, 1),  # under 32 KiB: the C pass
+        (LARGE_BODIES["few long values"], 0),  # walked within its budget
+        (LARGE_BODIES["many short values"], 1),  # budget spent: the C pass
+    ],
+    ids=["small", "few long values", "many short values"],
+)
+def test_the_load_check_of_a_body_orjson_wrote(
+    snap: dict[str, Any], dumps_calls: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sessionstore.codec
+
+    def not_needed(data: bytes, error: Any) -> Any:
+        raise AssertionError("parsed again by the stdlib's json: no integer needs it")
+
+    counting = _CountingOrjson()
+    monkeypatch.setattr(sessionstore.codec, "orjson", counting)
+    monkeypatch.setattr(sessionstore.codec, "_loads_exact", not_needed)
+    body = counting._orjson.dumps(snap)
+    assert JsonSerializer().loads(body) == snap
+    assert counting.dumps_calls == dumps_calls
