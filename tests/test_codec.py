@@ -631,33 +631,41 @@ def test_the_walk_stops_when_its_budget_is_spent() -> None:
 
 
 class _CountingOrjson:
-    """orjson, counting the calls of ``dumps`` (the check's C pass)."""
+    """orjson, keeping what ``dumps`` (the check's C pass) was given."""
 
     def __init__(self) -> None:
         import orjson
 
         self._orjson = orjson
-        self.dumps_calls = 0
+        self.dumped: list[Any] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._orjson, name)
 
     def dumps(self, obj: Any) -> bytes:
-        self.dumps_calls += 1
+        self.dumped.append(obj)
         return bytes(self._orjson.dumps(obj))
 
 
+_EXACTLY_32_KIB = {"a": "x" * (32 * 1024 - len('{"a":""}'))}
+_JUST_UNDER_32_KIB = {"a": "x" * (32 * 1024 - 1 - len('{"a":""}'))}
+_ONE_VALUE_PER_1300_BYTES = {f"t{i:02}": "x" * 1290 for i in range(30)}  # 39 KB, 30 values
+
+
 @pytest.mark.parametrize(
-    ("snap", "dumps_calls"),
+    ("snap", "passes"),
     [
         ({"a": "x" * 100, "n": 2**63}, 1),  # under 32 KiB: the C pass
-        (LARGE_BODIES["few long values"], 0),  # walked within its budget
+        (_JUST_UNDER_32_KIB, 1),
+        (_EXACTLY_32_KIB, 0),  # from 32 KiB: walked first, within its budget
+        (_ONE_VALUE_PER_1300_BYTES, 0),  # 30 values, a budget of 38
+        (LARGE_BODIES["few long values"], 0),
         (LARGE_BODIES["many short values"], 1),  # budget spent: the C pass
     ],
-    ids=["small", "few long values", "many short values"],
+    ids=["small", "32 KiB - 1", "32 KiB", "1300 bytes a value", "few long", "many short"],
 )
 def test_the_load_check_of_a_body_orjson_wrote(
-    snap: dict[str, Any], dumps_calls: int, monkeypatch: pytest.MonkeyPatch
+    snap: dict[str, Any], passes: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import sessionstore.codec
 
@@ -668,5 +676,6 @@ def test_the_load_check_of_a_body_orjson_wrote(
     monkeypatch.setattr(sessionstore.codec, "orjson", counting)
     monkeypatch.setattr(sessionstore.codec, "_loads_exact", not_needed)
     body = counting._orjson.dumps(snap)
-    assert JsonSerializer().loads(body) == snap
-    assert counting.dumps_calls == dumps_calls
+    loaded = JsonSerializer().loads(body)
+    assert loaded == snap
+    assert counting.dumped == [loaded] * passes  # the C pass re-serializes what it read
