@@ -11,6 +11,7 @@ from benchmarks import (
     calls,
     codec_table,
     coldstart,
+    loads_check,
     openai_agents,
     ops,
     report,
@@ -37,6 +38,18 @@ def test_codec_table_rows() -> None:
         "sessionstore zstd",
     ]
     assert all(r["encode_mb_s"] > 0 and r["bytes"] > 0 for r in rows)
+
+
+def test_loads_check_rows(tmp_path: Path) -> None:
+    import sessionstore.codec
+
+    other = tmp_path / "codec.py"  # another version of the codec, here the same one
+    other.write_text(Path(sessionstore.codec.__file__).read_text())
+    versions = {"other": loads_check._load_version("other", str(other))}
+    rows = loads_check.measure(versions | loads_check.ALTERNATIVES, 1, {"1 KB": 1_000})
+    assert [(r["size"], r["writer"]) for r in rows] == [("1 KB", "orjson"), ("1 KB", "stdlib json")]
+    names = ["orjson.loads", "other", *loads_check.ALTERNATIVES]
+    assert all(r[name][0] > 0 and r[name][1] > 0 for r in rows for name in names)
 
 
 @pytest.fixture(params=["s3", "gcs", "azure"])

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from sessionstore import SnapshotDecodeError, SnapshotEncodeError, SnapshotTooLargeError
 from sessionstore.codec import Codec, JsonSerializer
+from tests.tracedpeak import Traced, run_traced
 
 json_values = st.recursive(
     st.none()
@@ -221,33 +222,19 @@ def test_bad_options(options: dict[str, Any]) -> None:
     Codec(max_snapshot_bytes=1, compress_min_bytes=0)  # the smallest values that are valid
 
 
-_DECODE_PEAK = """
-import sys, tracemalloc
-from sessionstore import SnapshotTooLargeError
-from sessionstore.codec import Codec
-bomb = sys.stdin.buffer.read()
-tracemalloc.start()
-try:
-    Codec(max_snapshot_bytes=1_000_000).decode(bomb, "k")
-except SnapshotTooLargeError:
-    print(tracemalloc.get_traced_memory()[1])
-else:
-    print("decoded, not refused as too large")
-"""
+def decode_bomb_traced(bomb: bytes) -> list[Any]:
+    """In a process of its own (tests.tracedpeak): the peak bytes allocated while
+    decoding ``bomb``, and the exception that refused it."""
+    with Traced() as traced:
+        Codec(max_snapshot_bytes=1_000_000).decode(bomb, "k")
+    return [traced.peak, traced.raised]
 
 
 def _decode_peak(bomb: bytes) -> int:
-    """Bytes allocated at most while decoding ``bomb`` (refused as too large).
-
-    Measured in a process of its own: tracemalloc counts every thread's allocations,
-    and here other tests' leftover threads would count with the codec's.
-    """
-    run = subprocess.run(
-        [sys.executable, "-c", _DECODE_PEAK], input=bomb, capture_output=True, check=True
-    )
-    out = run.stdout.decode().strip()
-    assert out.isdigit(), out
-    return int(out)
+    """Bytes allocated at most while decoding ``bomb`` (refused as too large)."""
+    peak, raised = run_traced("tests.test_codec:decode_bomb_traced", bomb)
+    assert raised == "SnapshotTooLargeError"
+    return int(peak)
 
 
 def test_gzip_bomb_stops_at_the_limit() -> None:
@@ -410,13 +397,113 @@ def test_big_integers_round_trip_exactly(compression: Any) -> None:
 def test_big_integers_written_by_another_writer_load_exactly(body: bytes) -> None:
     for compression in (None, "gzip", "zstd"):
         codec = Codec(compression=compression, compress_min_bytes=0)
-        stored = gzip.compress(body) if compression == "gzip" else body
-        if compression == "zstd":
-            import zstandard
-
-            stored = zstandard.ZstdCompressor().compress(body)
+        stored = _compressed_by_another_writer(body, compression)
         assert codec.decode(stored, "k") == json.loads(body)
         assert repr(codec.decode(stored, "k")) == repr(json.loads(body))
+
+
+def _compressed_by_another_writer(body: bytes, compression: Any) -> bytes:
+    if compression == "gzip":
+        return gzip.compress(body)
+    if compression == "zstd":
+        import zstandard
+
+        return zstandard.ZstdCompressor().compress(body)
+    return body
+
+
+def _assert_loads_exactly(snap: dict[str, Any], compression: Any) -> None:
+    """``snap`` saved by the codec, and written by the stdlib's ``json`` (compact and
+    indented), loads back equal and of the same types (an int stays an int)."""
+    codec = Codec(compression=compression, compress_min_bytes=0)
+    bodies = [
+        codec.encode(snap).body,
+        _compressed_by_another_writer(json.dumps(snap).encode(), compression),
+        _compressed_by_another_writer(json.dumps(snap, indent=1).encode(), compression),
+    ]
+    for body in bodies:
+        loaded = codec.decode(body, "k")
+        assert loaded == snap and repr(loaded) == repr(snap)
+
+
+#: Where orjson stops reading an integer literal as an int: it reads -2**63 (the
+#: int64 minimum) .. 2**64 - 1 (the uint64 maximum) as int, what lies beyond as a
+#: float. Literals of 19, 20 and 21 digits on both sides of those edges.
+INTEGER_EDGES = [
+    2**63 - 1,  # int64 maximum, 19 digits
+    -(2**63),  # int64 minimum
+    2**63,
+    2**64 - 1,  # uint64 maximum, 20 digits
+    2**64,  # uint64 maximum + 1
+    -(2**63) - 1,  # int64 minimum - 1
+    10**18,  # the smallest of 19 digits
+    10**19 - 1,  # the largest of 19 digits: fits in uint64
+    -(10**19 - 1),  # 19 digits after a minus: below the int64 minimum
+    10**19,  # the smallest of 20 digits: fits in uint64
+    10**20 - 1,  # the largest of 20 digits: beyond uint64
+    -(10**19),
+    10**20,  # 21 digits
+    -(10**20),
+]
+
+
+@pytest.mark.parametrize("compression", [None, "gzip", "zstd"], ids=["plain", "gzip", "zstd"])
+@pytest.mark.parametrize("number", INTEGER_EDGES, ids=str)
+def test_integers_at_the_64_bit_edges_load_exactly(number: int, compression: Any) -> None:
+    snap = {
+        "n": number,
+        "nested": [[{"deep": [1.5, number, "x"]}], {"k": {"m": number}}],
+        "as text": [str(number), f"id-{number}{number}"],  # digits inside strings
+    }
+    _assert_loads_exactly(snap, compression)
+
+
+@pytest.mark.parametrize("compression", [None, "gzip", "zstd"], ids=["plain", "gzip", "zstd"])
+def test_long_digit_runs_inside_strings_stay_strings(compression: Any) -> None:
+    digits = "1234567890" * 5
+    snap = {
+        "phone": digits,
+        "minus": "-" + digits,
+        "key" + digits: [digits, {"-" + digits: digits + ".5e400"}],
+        "small": 7,
+    }
+    _assert_loads_exactly(snap, compression)
+
+
+# Bodies of 32 KiB or more are walked for rounded integers first, on a budget of one
+# value per KiB; a body with more values than that is checked another way, then its
+# walk goes on (codec._maybe_rounded). The walk takes an object's last value first.
+LARGE_BODIES = {
+    "few long values": {f"text{i}": "x" * 4000 for i in range(20)},  # 80 KB, 20 values
+    "many short values": {f"turn{i}": [i, "y" * 20, {"t": 0.5}] for i in range(2000)},
+}
+
+
+@pytest.mark.parametrize("compression", [None, "gzip", "zstd"], ids=["plain", "gzip", "zstd"])
+@pytest.mark.parametrize("shape", list(LARGE_BODIES))
+@pytest.mark.parametrize("where", ["walked first", "walked last", "nowhere"])
+def test_big_integers_in_large_bodies_load_exactly(
+    shape: str, where: str, compression: Any
+) -> None:
+    big = {"walked first": [[2**64]], "walked last": {"n": [-(2**63) - 1]}, "nowhere": 2**63}
+    filler = LARGE_BODIES[shape]
+    if where == "walked last":
+        snap = {"first": big[where], **filler}
+    else:
+        snap = {**filler, "last": big[where]}
+    assert len(json.dumps(snap)) > 64 * 1024
+    _assert_loads_exactly(snap, compression)
+
+
+@pytest.mark.parametrize("pad", [0, 40_000], ids=["small", "large"])
+def test_a_big_integer_deeper_than_orjson_writes_loads_exactly(pad: int) -> None:
+    deep: Any = [2**64]
+    for _ in range(300):  # orjson reads 1,024 levels but writes only 254
+        deep = [deep]
+    snap = {"pad": "p" * pad, "deep": deep}
+    body = json.dumps(snap, separators=(",", ":")).encode()
+    loaded = Codec().decode(body, "k")
+    assert loaded == snap and repr(loaded) == repr(snap)
 
 
 @pytest.mark.parametrize(
@@ -522,3 +609,73 @@ def test_zstd_without_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(StoreConfigError, match=f"^this object is zstd-compressed; {hint}$"):
         Codec().decode(body, "k")
     assert Codec(compression="gzip").decode(b'{"a":1}', "k") == {"a": 1}
+
+
+# How the load check spends its effort (codec._maybe_rounded): exact either way, so
+# only these tests see a walk that runs too long or a stdlib parse that was not needed.
+
+
+def test_the_walk_stops_when_its_budget_is_spent() -> None:
+    from sessionstore.codec import _rounded_float
+
+    assert _rounded_float([[1, 2]], 2) is False  # opened exactly its budget: done
+    stack: list[Any] = [{"a": [1, 2, 3], "b": "x"}]
+    assert _rounded_float(stack, 2) is None  # two values ("x" last in, first out), then
+    assert stack == [1, 2, 3]  # three more: over; the rest is left for the next walk
+    assert _rounded_float(stack, -1) is False  # no limit
+    assert _rounded_float([[1]], 0) is None
+    assert _rounded_float([[1.5, -1e18, "1" * 30, 2**64]], -1) is False  # an int is exact
+    assert _rounded_float([[float(2**63)]], -1) is True
+    assert _rounded_float([{"k": [-float(2**63)]}], 0) is None  # the budget comes first
+    assert _rounded_float([{"k": [-float(2**63)]}], 2) is True
+
+
+class _CountingOrjson:
+    """orjson, keeping what ``dumps`` (the check's C pass) was given."""
+
+    def __init__(self) -> None:
+        import orjson
+
+        self._orjson = orjson
+        self.dumped: list[Any] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._orjson, name)
+
+    def dumps(self, obj: Any) -> bytes:
+        self.dumped.append(obj)
+        return bytes(self._orjson.dumps(obj))
+
+
+_EXACTLY_32_KIB = {"a": "x" * (32 * 1024 - len('{"a":""}'))}
+_JUST_UNDER_32_KIB = {"a": "x" * (32 * 1024 - 1 - len('{"a":""}'))}
+_ONE_VALUE_PER_1300_BYTES = {f"t{i:02}": "x" * 1290 for i in range(30)}  # 39 KB, 30 values
+
+
+@pytest.mark.parametrize(
+    ("snap", "passes"),
+    [
+        ({"a": "x" * 100, "n": 2**63}, 1),  # under 32 KiB: the C pass
+        (_JUST_UNDER_32_KIB, 1),
+        (_EXACTLY_32_KIB, 0),  # from 32 KiB: walked first, within its budget
+        (_ONE_VALUE_PER_1300_BYTES, 0),  # 30 values, a budget of 38
+        (LARGE_BODIES["few long values"], 0),
+        (LARGE_BODIES["many short values"], 1),  # budget spent: the C pass
+    ],
+    ids=["small", "32 KiB - 1", "32 KiB", "1300 bytes a value", "few long", "many short"],
+)
+def test_the_load_check_of_a_body_orjson_wrote(
+    snap: dict[str, Any], passes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sessionstore.codec
+
+    def not_needed(data: bytes, error: Any) -> Any:
+        raise AssertionError("parsed again by the stdlib's json: no integer needs it")
+
+    counting = _CountingOrjson()
+    monkeypatch.setattr(sessionstore.codec, "orjson", counting)
+    monkeypatch.setattr(sessionstore.codec, "_loads_exact", not_needed)
+    body = counting._orjson.dumps(snap)
+    loaded = JsonSerializer().loads(body)
+    assert loaded == snap
+    assert counting.dumped == [loaded] * passes  # the C pass re-serializes what it read

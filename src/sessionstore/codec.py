@@ -117,6 +117,8 @@ class JsonSerializer:
 #: Floats of this magnitude or more may be orjson's reading of an integer literal
 #: beyond 64 bits (it reads -2**63 .. 2**64-1 as int, anything further as float).
 _ROUNDED = float(2**63)
+#: Bodies of this size or more are walked for such floats first (see _maybe_rounded).
+_WALK_FIRST_BYTES = 32 * 1024
 #: An integer literal orjson cannot hold as int has 20 digits, or 19 after a minus.
 _LONG_INTEGER = re.compile(rb"[0-9]{20}|-[0-9]{19}")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -125,17 +127,35 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 def _maybe_rounded(obj: Any, data: bytes) -> bool:
     """Whether orjson may have read an integer literal in ``data`` as a float.
 
-    The common case costs one C pass: a body orjson itself wrote (the store's own)
-    is byte for byte what orjson writes again, and orjson writes every float with a
-    ``.`` or an exponent, never as an integer literal. Other bodies (another
-    writer's spacing or escapes) get a walk for floats of 2**63 or more.
+    Exact: an integer literal orjson cannot hold as int comes back as a float of
+    2**63 or more in magnitude, so a walk for such floats finds every one, at any
+    depth. The walk costs per value, so it goes first only on a body of 32 KiB or
+    more, and on a budget of one value per KiB (a big snapshot is mostly long strings:
+    the walk ends well within it). Otherwise one C pass: a body orjson itself wrote
+    (the store's own) is byte for byte what orjson writes again, and orjson writes
+    every float with a ``.`` or an exponent, never as an integer literal. Only
+    another writer's body (other spacing or escapes) is then walked to the end.
     """
+    stack = [obj]
+    if len(data) >= _WALK_FIRST_BYTES:
+        found = _rounded_float(stack, len(data) >> 10)
+        if found is not None:
+            return found
     try:
         if orjson.dumps(obj) == data:
             return False
-    except TypeError:  # deeper than orjson writes: walk
+    except TypeError:  # deeper than orjson writes: walk on
         pass
-    stack = [obj]
+    return bool(_rounded_float(stack, -1))
+
+
+def _rounded_float(stack: list[Any], budget: int) -> bool | None:
+    """Walk what ``stack`` holds for a float of 2**63 or more in magnitude.
+
+    Stops with None once containers holding more than ``budget`` values were opened
+    (``stack`` then holds the rest); a negative ``budget`` is no limit.
+    """
+    limited = budget >= 0
     pop, extend = stack.pop, stack.extend
     while stack:
         value = pop()
@@ -146,6 +166,12 @@ def _maybe_rounded(obj: Any, data: bytes) -> bool:
             extend(value)
         elif kind is float and (value >= _ROUNDED or value <= -_ROUNDED):
             return True
+        else:
+            continue
+        if limited:
+            budget -= len(value)
+            if budget < 0:
+                return None
     return False
 
 
