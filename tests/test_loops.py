@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from sessionstore import loops as loops_module
 from sessionstore.loops import LoopAffinity
 
 
@@ -52,6 +53,7 @@ class Clients:
         return client
 
     async def _close(self, client: Client) -> None:
+        await asyncio.sleep(0)  # an SDK's close awaits its connections: it must be awaited
         client.closed = True
         self.closed[int(client)] = asyncio.get_running_loop()
 
@@ -243,9 +245,12 @@ def test_a_store_dropped_in_a_running_loop_closes_its_client_there() -> None:
 def test_a_store_dropped_just_before_its_loop_ends_is_closed_at_shutdown() -> None:
     clients = Clients()
 
+    slots: list[Any] = []
+
     async def main() -> None:
         loops = affinity(clients)
         await use(loops)
+        slots.extend(loops._slots.by_loop.values())
         del loops
         gc.collect()  # the finalizer schedules the close: it will never start
 
@@ -260,10 +265,12 @@ def test_a_store_dropped_just_before_its_loop_ends_is_closed_at_shutdown() -> No
         del pending, task
         gc.collect()
         assert clients.closed == {} and Client.leaked == []  # still held, not collected
+        assert slots[0] in loops_module._orphans  # kept alive for the shutdown
         loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         loop.close()
     assert clients.closed == {0: loop}
+    assert slots[0] not in loops_module._orphans  # and let go once closed
 
 
 def test_forgotten_clients_are_never_closed() -> None:
