@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from sessionstore import loops as loops_module
 from sessionstore.loops import LoopAffinity
 
 
@@ -52,6 +53,7 @@ class Clients:
         return client
 
     async def _close(self, client: Client) -> None:
+        await asyncio.sleep(0)  # an SDK's close awaits its connections: it must be awaited
         client.closed = True
         self.closed[int(client)] = asyncio.get_running_loop()
 
@@ -243,9 +245,12 @@ def test_a_store_dropped_in_a_running_loop_closes_its_client_there() -> None:
 def test_a_store_dropped_just_before_its_loop_ends_is_closed_at_shutdown() -> None:
     clients = Clients()
 
+    slots: list[Any] = []
+
     async def main() -> None:
         loops = affinity(clients)
         await use(loops)
+        slots.extend(loops._slots.by_loop.values())
         del loops
         gc.collect()  # the finalizer schedules the close: it will never start
 
@@ -260,10 +265,12 @@ def test_a_store_dropped_just_before_its_loop_ends_is_closed_at_shutdown() -> No
         del pending, task
         gc.collect()
         assert clients.closed == {} and Client.leaked == []  # still held, not collected
+        assert slots[0] in loops_module._orphans  # kept alive for the shutdown
         loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         loop.close()
     assert clients.closed == {0: loop}
+    assert slots[0] not in loops_module._orphans  # and let go once closed
 
 
 def test_forgotten_clients_are_never_closed() -> None:
@@ -293,3 +300,51 @@ def test_outside_a_loop_the_client_is_the_one_opened_last() -> None:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
     assert loops.client() is None and clients.closed == {0: loop}
+
+
+def test_bound_is_the_default_and_the_finalizer_does_not_run_at_exit() -> None:
+    clients = Clients()
+    loops = LoopAffinity(lambda: "TestStore", clients.open)
+    assert [asyncio.run(use(loops)) for _ in range(2)] == [0, 1]  # one client per loop
+    assert list(clients.closed) == [0, 1]
+    assert loops._finalizer.atexit is False  # at exit no loop runs to close on
+
+
+def test_two_loops_opening_an_unbound_client_at_once_keep_the_first_stored() -> None:
+    clients = Clients()
+    first_opened, release_first = threading.Event(), threading.Event()
+
+    async def open_client(stack: contextlib.AsyncExitStack) -> Client:
+        client = await clients.open(stack)
+        if client == 0:  # the first open finishes after the second one
+            first_opened.set()
+            await asyncio.to_thread(release_first.wait, 30)
+        return client
+
+    loops = LoopAffinity(lambda: "TestStore", open_client, bound=False)
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(asyncio.run, use(loops))
+        assert first_opened.wait(30)
+        assert asyncio.run(use(loops)) == 1  # stored as the shared client
+        release_first.set()
+        assert first.result(30) == 1  # the later open is closed, the stored one kept
+    assert list(clients.closed) == [0]
+    asyncio.run(loops.aclose())
+    assert list(clients.closed) == [0, 1]
+
+
+def test_forgotten_clients_are_not_closed_at_shutdown_nor_by_aclose() -> None:
+    clients = Clients()
+    loops = affinity(clients)
+
+    async def main(loops: LoopAffinity) -> None:
+        await use(loops)
+        loops.forget_all()
+
+    asyncio.run(main(loops))  # the affinity lives on: its loop's shutdown runs the guard
+    asyncio.run(loops.aclose())
+    assert clients.closed == {}
+    del loops
+    gc.collect()
+    assert Client.leaked == [0]
+    Client.leaked.clear()

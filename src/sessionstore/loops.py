@@ -288,6 +288,10 @@ _orphans: set[_Slot] = set()
 _closing: set[asyncio.Future[Any]] = set()  # the scheduled closes, kept alive
 
 
+# pragma: no mutate start
+# Run by the garbage collector (a weakref.finalize), at any allocation: mutmut's
+# trampoline there sets a context variable inside another one's set, which crashes
+# the interpreter (mutmut-survivors.md, "Not run by mutmut").
 def _close_abandoned(slots: _Slots) -> None:
     """A store was collected unclosed: close each running loop's client on that loop."""
     with slots.lock:
@@ -310,6 +314,7 @@ def _close_abandoned(slots: _Slots) -> None:
             _orphans.discard(slot)
 
 
+# pragma: no mutate end
 async def _close_orphan(slots: _Slots, slot: _Slot) -> None:
     opened = slots.take(slot)
     _end_guard(slot)
