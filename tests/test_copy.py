@@ -12,7 +12,7 @@ import pytest
 
 from sessionstore import FileSessionStore, MemorySessionStore, StoreConfigError, Versioned
 from sessionstore.base import ObjectSessionStore
-from sessionstore.copy import copy_sessions
+from sessionstore.copy import CopyReport, copy_sessions
 from sessionstore.keys import make_key
 from sessionstore.stores.s3 import S3SessionStore
 from sessionstore.testing import Emulator, emulator_store, purge_prefix
@@ -432,3 +432,42 @@ class TestOnLocalStores:
         with pytest.raises(StoreConfigError, match="same store"):  # ...the canary tells
             await copy_sessions(src, alias, delete_source=True)
         assert await src.list() == ["a"]
+
+    async def test_a_failing_progress_callback_ends_the_copy(self) -> None:
+        # It used to kill its worker and leave the listing blocked on a full queue: a
+        # copy that never returned, not even when cancelled.
+        src, dst = MemorySessionStore(), MemorySessionStore()
+        for i in range(10):
+            await src.save(f"s{i}", snapshot(tick=1))
+
+        def progress(report: CopyReport) -> None:
+            if report.done == 2:
+                raise BrokenPipeError("the terminal has gone")
+
+        with pytest.raises(BrokenPipeError, match="terminal"):
+            await copy_sessions(src, dst, concurrency=1, progress=progress)
+        assert await dst.list() == ["s0", "s1"]
+
+    async def test_a_cancelled_copy_stops_the_copies_in_flight(self) -> None:
+        gate, both_wait = asyncio.Event(), asyncio.Event()
+
+        class Gated(MemorySessionStore):
+            waiting = 0
+
+            async def load_versioned(self, session_id: str) -> Versioned | None:
+                self.waiting += 1
+                if self.waiting == 2:
+                    both_wait.set()
+                await gate.wait()
+                return await super().load_versioned(session_id)
+
+        src, dst = Gated(), MemorySessionStore()
+        for i in range(20):
+            await src.save(f"s{i:02}", snapshot(tick=1))
+        copying = asyncio.create_task(copy_sessions(src, dst, concurrency=2))
+        await both_wait.wait()  # both workers wait in a read
+        copying.cancel()
+        gate.set()  # the reads in flight could go on now: the cancel must stop them
+        with pytest.raises(asyncio.CancelledError):
+            await copying
+        assert await dst.list() == []
