@@ -433,10 +433,11 @@ class TestOnLocalStores:
             await copy_sessions(src, alias, delete_source=True)
         assert await src.list() == ["a"]
 
-    async def test_a_failing_progress_callback_ends_the_copy(self) -> None:
+    async def test_a_failing_progress_callback_ends_the_copy(self, tmp_path: Path) -> None:
         # It used to kill its worker and leave the listing blocked on a full queue: a
-        # copy that never returned, not even when cancelled.
-        src, dst = MemorySessionStore(), MemorySessionStore()
+        # copy that never returned, not even when cancelled. (File stores: their calls
+        # wait on a thread, so the listing runs ahead and fills the queue meanwhile.)
+        src, dst = FileSessionStore(tmp_path / "src"), FileSessionStore(tmp_path / "dst")
         for i in range(10):
             await src.save(f"s{i}", snapshot(tick=1))
 
@@ -470,4 +471,39 @@ class TestOnLocalStores:
         gate.set()  # the reads in flight could go on now: the cancel must stop them
         with pytest.raises(asyncio.CancelledError):
             await copying
+        assert await dst.list() == []
+
+    async def test_an_interrupted_copy_ends_its_workers_and_raises_the_interrupt(
+        self,
+    ) -> None:
+        gate, both_wait = asyncio.Event(), asyncio.Event()
+
+        class Gated(MemorySessionStore):
+            waiting = 0
+
+            async def load_versioned(self, session_id: str) -> Versioned | None:
+                self.waiting += 1
+                if self.waiting == 2:
+                    both_wait.set()
+                await gate.wait()
+                return await super().load_versioned(session_id)
+
+        class Interrupt(BaseException):
+            """Like KeyboardInterrupt, from the listing."""
+
+        async def listing() -> AsyncIterator[str]:
+            for i in range(4):
+                yield f"s{i}"
+            await both_wait.wait()
+            raise Interrupt
+
+        src, dst = Gated(), MemorySessionStore()
+        for i in range(4):
+            await src.save(f"s{i}", snapshot(tick=1))
+        src.iter_ids = lambda **_: listing()  # type: ignore[method-assign]
+        with pytest.raises(Interrupt):
+            await copy_sessions(src, dst, concurrency=2)
+        assert asyncio.all_tasks() == {asyncio.current_task()}  # the workers have ended
+        gate.set()
+        await asyncio.sleep(0)
         assert await dst.list() == []
