@@ -492,13 +492,13 @@ class TestOnLocalStores:
             """Like KeyboardInterrupt, from the listing."""
 
         async def listing() -> AsyncIterator[str]:
-            for i in range(4):
+            for i in range(2):  # no more than both workers take: the queue never fills
                 yield f"s{i}"
             await both_wait.wait()
             raise Interrupt
 
         src, dst = Gated(), MemorySessionStore()
-        for i in range(4):
+        for i in range(2):
             await src.save(f"s{i}", snapshot(tick=1))
         src.iter_ids = lambda **_: listing()  # type: ignore[method-assign]
         with pytest.raises(Interrupt):
