@@ -151,6 +151,8 @@ async def copy_sessions(
             destination: one place under two spellings (every session would count as
             identical and then be deleted).
         SessionStoreError: listing the source, or writing the canary, failed.
+        Exception: what ``progress`` raised; the copy stops there (sessions already
+            copied stay copied, as after an interrupted copy).
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -205,8 +207,14 @@ async def copy_sessions(
             except ConflictError:
                 report.failures.append((session_id, "changed in the source during the copy"))
 
+    #: What the caller's ``progress`` raised: it ends the copy (a worker that died of
+    #: it would leave the listing blocked on a full queue forever).
+    progress_failed: list[BaseException] = []
+
     async def worker() -> None:
         while (session_id := await queue.get()) is not None:
+            if progress_failed:
+                continue  # the copy is ending: take what is queued, copy nothing more
             try:
                 await copy_one(session_id)
             except SessionStoreError as exc:
@@ -214,14 +222,31 @@ async def copy_sessions(
             except Exception as exc:  # one bad session must not stop the copy
                 report.failures.append((session_id, f"{type(exc).__name__}: {exc}"))
             if progress is not None:
-                progress(report)
+                try:
+                    progress(report)
+                except BaseException as exc:
+                    progress_failed.append(exc)
+
+    async def end_workers() -> None:
+        for _ in workers:
+            await queue.put(None)
+        await asyncio.gather(*workers)
 
     workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
     try:
         async for session_id in _ids(source, ids):
+            if progress_failed:
+                break
             await queue.put(session_id)
-    finally:
-        for _ in workers:
-            await queue.put(None)
-        await asyncio.gather(*workers)
+    except Exception:
+        await end_workers()  # the listing failed: finish what is queued, then raise
+        raise
+    except BaseException:  # cancelled or interrupted: stop the copies in flight too
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        raise
+    await end_workers()
+    if progress_failed:
+        raise progress_failed[0]
     return report
