@@ -10,6 +10,8 @@ import asyncio
 import contextvars
 import gc
 import logging
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -307,3 +309,34 @@ def test_sync_iterators_default_to_full_pages(tmp_path: Path) -> None:
     assert list(sync.iter_ids()) == ["s0", "s1", "s2"]
     assert [info.session_id for info in sync.iter_info()] == ["s0", "s1", "s2"]
     sync.close()
+
+
+NO_FILE_DESCRIPTOR_LEFT = """
+import os, resource
+from sessionstore import MemorySessionStore, StoreUnavailableError, SyncSessionStore
+
+store = SyncSessionStore(MemorySessionStore())
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+held = []
+try:
+    while True:
+        held.append(os.open(os.devnull, os.O_RDONLY))
+except OSError:
+    pass
+try:
+    store.save("s", {"tick": 1})
+except StoreUnavailableError as exc:
+    print(str(exc).split(": ", 1)[1])
+"""
+
+
+def test_a_loop_thread_that_cannot_start_raises_instead_of_hanging() -> None:
+    # No file descriptor left for the loop's selector: the call raises at once.
+    done = subprocess.run(
+        [sys.executable, "-c", NO_FILE_DESCRIPTOR_LEFT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.startswith("cannot start the sync API's event loop (OSError: [Errno 24]")

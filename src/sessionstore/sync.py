@@ -38,6 +38,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
+from sessionstore.errors import StoreUnavailableError
 from sessionstore.forks import at_fork_in_child, renew_in_child
 from sessionstore.provider import SYNC_CALL
 from sessionstore.types import SessionInfo, SessionSnapshot, Versioned
@@ -129,13 +130,33 @@ class _LoopThread:
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Future[None] | None = None
-        self.thread = threading.Thread(
-            target=asyncio.run, args=(self._serve(),), name="sessionstore-sync", daemon=True
-        )
-        self.thread.start()
+        self._failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="sessionstore-sync", daemon=True)
+        try:
+            self.thread.start()
+        except RuntimeError as exc:  # no thread left (a process or memory limit)
+            raise StoreUnavailableError(
+                f"{store!r}: cannot start the sync API's event loop thread ({exc})"
+            ) from exc
         self._ready.wait()
+        if self._loop is None:  # the loop never started (no file descriptor left, ...)
+            failure = self._failure
+            raise StoreUnavailableError(
+                f"{store!r}: cannot start the sync API's event loop"
+                f" ({type(failure).__name__}: {failure})"
+            ) from failure
         with _live_lock:
             _live.add(self)
+
+    def _run(self) -> None:
+        serve = self._serve()
+        try:
+            asyncio.run(serve)
+        except BaseException as exc:  # handed to the thread that waits in __init__
+            serve.close()  # never awaited if the loop could not be made
+            self._failure = exc
+        finally:
+            self._ready.set()
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -251,7 +272,11 @@ class SyncSessionStore:
         """Run ``coro`` as a sync-API call and wait for its result or error."""
         if self.on_callers_thread:
             return _run_here(coro)
-        runner = self._loop_thread()
+        try:
+            runner = self._loop_thread()
+        except BaseException:
+            coro.close()  # never started: nothing to report at exit
+            raise
         if threading.current_thread() is runner.thread:
             coro.close()
             raise RuntimeError(
