@@ -293,6 +293,22 @@ class Recording(FileSessionStore):
         return await super().save(session_id, snapshot, **options)
 
 
+class Gated(MemorySessionStore):
+    """A source whose reads wait for ``gate``; ``both_wait`` is set once two wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate, self.both_wait = asyncio.Event(), asyncio.Event()
+        self.waiting = 0
+
+    async def load_versioned(self, session_id: str) -> Versioned | None:
+        self.waiting += 1
+        if self.waiting == 2:
+            self.both_wait.set()
+        await self.gate.wait()
+        return await super().load_versioned(session_id)
+
+
 class TestOnLocalStores:
     """copy_sessions case by case on the memory and file stores (no emulator):
     scripts/mutate runs these (pyproject.toml, [tool.mutmut])."""
@@ -450,19 +466,8 @@ class TestOnLocalStores:
         assert await dst.list() == ["s0", "s1"]
 
     async def test_a_cancelled_copy_stops_the_copies_in_flight(self) -> None:
-        gate, both_wait = asyncio.Event(), asyncio.Event()
-
-        class Gated(MemorySessionStore):
-            waiting = 0
-
-            async def load_versioned(self, session_id: str) -> Versioned | None:
-                self.waiting += 1
-                if self.waiting == 2:
-                    both_wait.set()
-                await gate.wait()
-                return await super().load_versioned(session_id)
-
         src, dst = Gated(), MemorySessionStore()
+        gate, both_wait = src.gate, src.both_wait
         for i in range(20):
             await src.save(f"s{i:02}", snapshot(tick=1))
         copying = asyncio.create_task(copy_sessions(src, dst, concurrency=2))
@@ -476,17 +481,8 @@ class TestOnLocalStores:
     async def test_an_interrupted_copy_ends_its_workers_and_raises_the_interrupt(
         self,
     ) -> None:
-        gate, both_wait = asyncio.Event(), asyncio.Event()
-
-        class Gated(MemorySessionStore):
-            waiting = 0
-
-            async def load_versioned(self, session_id: str) -> Versioned | None:
-                self.waiting += 1
-                if self.waiting == 2:
-                    both_wait.set()
-                await gate.wait()
-                return await super().load_versioned(session_id)
+        src, dst = Gated(), MemorySessionStore()
+        gate, both_wait = src.gate, src.both_wait
 
         class Interrupt(BaseException):
             """Like KeyboardInterrupt, from the listing."""
@@ -497,7 +493,6 @@ class TestOnLocalStores:
             await both_wait.wait()
             raise Interrupt
 
-        src, dst = Gated(), MemorySessionStore()
         for i in range(2):
             await src.save(f"s{i}", snapshot(tick=1))
         src.iter_ids = lambda **_: listing()  # type: ignore[method-assign]

@@ -276,11 +276,17 @@ class Listing(FileSessionStore):
             self.ended += 1
 
 
-def test_a_sync_iterator_lists_one_page_per_round_trip(tmp_path: Path) -> None:
+def listed(tmp_path: Path, sessions: int) -> tuple[Listing, SyncSessionStore]:
+    """A Listing store with ``sessions`` sessions, and its sync wrapper."""
     store = Listing(tmp_path)
     sync = SyncSessionStore(store)
-    for i in range(5):
+    for i in range(sessions):
         sync.save(f"s{i}", snapshot(tick=i))
+    return store, sync
+
+
+def test_a_sync_iterator_lists_one_page_per_round_trip(tmp_path: Path) -> None:
+    store, sync = listed(tmp_path, 5)
     ids = sync.iter_ids(page_size=2)
     assert next(ids) == "s0"
     assert store.pages == 1  # one page fetched for the first id, not more
@@ -290,10 +296,7 @@ def test_a_sync_iterator_lists_one_page_per_round_trip(tmp_path: Path) -> None:
 
 
 def test_an_abandoned_sync_iterator_ends_its_listing_at_once(tmp_path: Path) -> None:
-    store = Listing(tmp_path)
-    sync = SyncSessionStore(store)
-    for i in range(3):
-        sync.save(f"s{i}", snapshot(tick=i))
+    store, sync = listed(tmp_path, 3)
     ids = sync.iter_ids(page_size=1)
     assert next(ids) == "s0"
     ids.close()
@@ -302,10 +305,7 @@ def test_an_abandoned_sync_iterator_ends_its_listing_at_once(tmp_path: Path) -> 
 
 
 def test_sync_iterators_default_to_full_pages(tmp_path: Path) -> None:
-    store = Listing(tmp_path)
-    sync = SyncSessionStore(store)
-    for i in range(3):
-        sync.save(f"s{i}", snapshot(tick=i))
+    _, sync = listed(tmp_path, 3)
     assert list(sync.iter_ids()) == ["s0", "s1", "s2"]
     assert [info.session_id for info in sync.iter_info()] == ["s0", "s1", "s2"]
     sync.close()
