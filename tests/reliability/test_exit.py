@@ -9,6 +9,7 @@ printed at exit. Each case runs in a child process, bounded by a generous timeou
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -55,6 +56,9 @@ class NeverAnswers:
             pass
 
     def close(self) -> None:
+        # shutdown() wakes the accept() blocked in _serve; close() alone would not (Linux)
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         for conn in self._open:
             conn.close()
@@ -89,7 +93,8 @@ def start(code: str, url: str, env: dict[str, str]) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, **env},
+        # faulthandler: a child that does not exit prints its threads' stacks (finish)
+        env={**os.environ, **env, "PYTHONFAULTHANDLER": "1"},
     )
 
 
@@ -98,9 +103,13 @@ def finish(child: subprocess.Popen[str]) -> tuple[str, str]:
     try:
         out, err = child.communicate(timeout=EXIT_BOUND)
     except subprocess.TimeoutExpired:
-        child.kill()
-        child.communicate()
-        pytest.fail(f"the process did not exit within {EXIT_BOUND} s of its end")
+        child.send_signal(signal.SIGABRT)  # faulthandler prints where every thread waits
+        try:
+            _, stacks = child.communicate(timeout=EXIT_BOUND)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            _, stacks = child.communicate()
+        pytest.fail(f"the process did not exit within {EXIT_BOUND} s of its end:\n{stacks}")
     assert child.returncode == 0, err
     return out, err
 
@@ -148,8 +157,12 @@ def test_a_request_cut_off_by_the_deadline_does_not_hold_the_exit(
 
 
 INTERRUPTED = """
-import sys
+import signal, sys
 from sessionstore import open_store_sync
+
+# Ctrl-C raises KeyboardInterrupt, as in a terminal, also when the test run was started
+# in the background (whose children inherit SIGINT ignored)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 store = open_store_sync(sys.argv[1])
 store.__enter__()  # opened: the next call's request goes out at once
