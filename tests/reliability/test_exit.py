@@ -120,8 +120,9 @@ import sessionstore
 from sessionstore import StoreUnavailableError, open_store_sync
 
 store = open_store_sync(sys.argv[1])  # module level, never closed
+store.__enter__()  # opened first: the deadline cuts the request, however slow the start
 try:
-    with sessionstore.deadline(1):
+    with sessionstore.deadline(2):
         store.load("s")
 except StoreUnavailableError as exc:
     print("cut off:", "deadline" in str(exc))
@@ -135,8 +136,9 @@ from sessionstore import StoreUnavailableError, open_store
 store = open_store(sys.argv[1])
 
 async def handler():
+    await store.__aenter__()  # opened, never closed; the deadline cuts the request
     try:
-        with sessionstore.deadline(1):
+        with sessionstore.deadline(2):
             await store.load("s")
     except StoreUnavailableError as exc:
         print("cut off:", "deadline" in str(exc))
