@@ -10,6 +10,7 @@ import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_fixed
@@ -18,11 +19,14 @@ import sessionstore
 from sessionstore import (
     FileSessionStore,
     MemorySessionStore,
+    RetryPolicy,
     StoreConfigError,
     StoreUnavailableError,
     SyncSessionStore,
 )
+from sessionstore.base import _on_daemon_thread
 from sessionstore.deadline import remaining, stop_at_deadline
+from sessionstore.provider import StoredObject, _Fault, _Transient
 
 
 def test_remaining_outside_and_inside_nested_blocks() -> None:
@@ -98,7 +102,10 @@ class _SlowToOpen(FileSessionStore):
 async def test_opening_the_async_client_is_within_the_deadline(tmp_path: Path) -> None:
     store = _SlowToOpen(tmp_path)
     try:
-        with sessionstore.deadline(0.2), pytest.raises(StoreUnavailableError, match="opening"):
+        with (
+            sessionstore.deadline(0.2),
+            pytest.raises(StoreUnavailableError, match="deadline.* while opening its client;"),
+        ):
             await asyncio.wait_for(store.save("s", {"tick": 1}), timeout=20)
     finally:
         store.release.set()
@@ -116,10 +123,108 @@ def test_opening_the_sync_client_is_within_the_deadline(tmp_path: Path) -> None:
             sync.save("s", {"tick": 1})
 
     try:
-        with ThreadPoolExecutor(1) as pool, pytest.raises(StoreUnavailableError, match="opening"):
+        with (
+            ThreadPoolExecutor(1) as pool,
+            pytest.raises(StoreUnavailableError, match="deadline.* while opening its client;"),
+        ):
             pool.submit(invocation).result(timeout=20)
     finally:
         store.release.set()
     sync.save("s", {"tick": 1})  # the cut-off open finished meanwhile, or opens now
     assert sync.load("s") == {"tick": 1}
     sync.close()
+
+
+class _Stalling(MemorySessionStore):
+    """A memory store whose reads never answer (until the caller's deadline)."""
+
+    async def _get(self, key: str) -> StoredObject:
+        await asyncio.sleep(30)
+        raise AssertionError("the deadline cuts the read off first")
+
+
+async def test_a_deadline_passed_during_an_attempt_names_the_attempt() -> None:
+    store = _Stalling()
+    await store.save("s", {"tick": 1})  # opened: the deadline can only pass in the read
+    with sessionstore.deadline(0.5), pytest.raises(StoreUnavailableError) as info:
+        await asyncio.wait_for(store.load("s"), timeout=20)
+    assert "ran out of the caller's deadline (sessionstore.deadline) on attempt 1;" in str(
+        info.value
+    )
+
+
+class _Unreachable(MemorySessionStore):
+    """A memory store whose writes always fail as if the network were down."""
+
+    class Down(Exception):
+        pass
+
+    def _classify(self, exc: Exception) -> type[_Fault]:
+        return _Transient if isinstance(exc, self.Down) else super()._classify(exc)
+
+    async def _put(self, key: str, body: bytes, **kw: Any) -> str:
+        raise self.Down("injected")
+
+
+async def test_attempts_used_up_within_a_deadline_say_so() -> None:
+    # Outside a block the message has no such words (why only 2 attempts then).
+    store = _Unreachable(retry=RetryPolicy(attempts=2, base_delay=0.001, max_delay=0.001))
+    with pytest.raises(StoreUnavailableError) as outside:
+        await store.save("s", {"tick": 1})
+    assert "failed after 2 attempt(s) (" in str(outside.value)
+    with sessionstore.deadline(3600), pytest.raises(StoreUnavailableError) as inside:
+        await store.save("s", {"tick": 1})
+    assert "failed after 2 attempt(s) within the caller's deadline (" in str(inside.value)
+
+
+async def test_a_call_on_a_deadline_thread_hands_its_error_over() -> None:
+    """`_on_daemon_thread` runs a sync-API call under a deadline: the call's error
+    reaches the caller, from a daemon thread (a cut-off request never holds up the
+    process's exit) named for thread dumps."""
+    started, ran = threading.Event(), []
+
+    def failing() -> None:
+        ran.append(threading.current_thread())
+        started.set()
+        raise KeyError("from the call")
+
+    done = _on_daemon_thread(failing)
+    assert started.wait(15)
+    # No timed wait: the thread queues the outcome before it ends, and one turn of the
+    # loop then runs it.
+    ran[0].join(15)
+    await asyncio.sleep(0)
+    assert done.done()
+    with pytest.raises(KeyError, match="from the call"):
+        done.result()
+    assert ran[0].daemon
+    assert ran[0].name == "sessionstore-deadline"
+
+
+def test_a_late_outcome_after_the_callers_loop_closed_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The caller gave up and its loop is gone: the thread ends quietly, nothing printed.
+    failures: list[Any] = []
+    monkeypatch.setattr(threading, "excepthook", failures.append)
+    started, release, ran = threading.Event(), threading.Event(), []
+
+    def late() -> str:
+        ran.append(threading.current_thread())
+        started.set()
+        release.wait(15)
+        return "too late"
+
+    async def start() -> None:
+        _on_daemon_thread(late)
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(start())
+        assert started.wait(15)
+    finally:
+        loop.close()
+    release.set()
+    ran[0].join(15)
+    assert not ran[0].is_alive()
+    assert failures == []

@@ -12,7 +12,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from urllib.parse import unquote
 
 import pytest
 
+import sessionstore
 from sessionstore import (
     ConflictError,
     FileSessionStore,
@@ -30,6 +32,8 @@ from sessionstore import (
     StoreUnavailableError,
     SyncSessionStore,
 )
+from sessionstore.deadline import remaining
+from sessionstore.sync import _run_here
 from tests.contract import AsyncStoreContract, MakeStore, SyncStoreContract, snapshot
 
 FAST = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.01, deadline=30)
@@ -755,6 +759,42 @@ async def test_async_calls_write_in_a_worker_thread(tmp_path: Path) -> None:
     store = Watched(tmp_path)
     await store.save("s", snapshot())
     assert store.writers and threading.get_ident() not in store.writers  # never the loop's
+
+
+async def test_async_calls_run_in_the_stores_own_worker_pool(tmp_path: Path) -> None:
+    # A provider that has a pool of its own (`_worker_pool`, the GCS store's) gets its
+    # blocking calls run there, not in the loop's default executor.
+    with ThreadPoolExecutor(1) as pool:
+
+        class Pooled(Watched):
+            def _worker_pool(self) -> ThreadPoolExecutor:
+                return pool
+
+        store = Pooled(tmp_path)
+        await store.save("s", snapshot())
+        assert store.writers == [pool.submit(threading.get_ident).result()]
+
+
+def test_blocking_hands_over_arguments_keywords_and_the_callers_context(
+    tmp_path: Path,
+) -> None:
+    # `_blocking` runs a provider's blocking SDK call, which may take keywords (the GCS
+    # store's write conditions) and read the caller's deadline (the GCS store's request
+    # timeout): in a worker thread for the async API, inline for the sync API, on a
+    # thread of its own under a sessionstore.deadline.
+    store = FileSessionStore(tmp_path)
+
+    def call(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        return args, kwargs, remaining() is not None
+
+    def blocking() -> Coroutine[Any, Any, tuple[Any, ...]]:
+        return store._blocking(call, 1, 2, if_generation_match=3)
+
+    assert asyncio.run(blocking()) == ((1, 2), {"if_generation_match": 3}, False)
+    assert _run_here(blocking()) == ((1, 2), {"if_generation_match": 3}, False)
+    with sessionstore.deadline(3600):
+        assert asyncio.run(blocking()) == ((1, 2), {"if_generation_match": 3}, True)
+        assert _run_here(blocking()) == ((1, 2), {"if_generation_match": 3}, True)
 
 
 def test_sync_calls_write_on_the_callers_thread_and_open_once(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import json
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -327,3 +328,23 @@ async def test_an_injected_serializer_writes_and_reads() -> None:
     plain._objects = store._objects
     with pytest.raises(SnapshotDecodeError):
         await plain.load("s")  # the default serializer reads JSON only
+
+
+async def test_a_failed_client_close_is_logged_with_the_stores_name(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A close that fails is only logged (nothing can be done): the line says whose.
+    class FailingClose(MemorySessionStore):
+        async def _open(self, stack: contextlib.AsyncExitStack) -> None:
+            async def close() -> None:
+                raise OSError("connection reset")
+
+            stack.push_async_callback(close)
+
+    store = FailingClose()
+    await store.save("s", snapshot())
+    with caplog.at_level(logging.DEBUG, logger="sessionstore"):
+        await store.aclose()
+    assert f"sessionstore: closing {store!r}'s client: OSError('connection reset')" in (
+        caplog.messages
+    )

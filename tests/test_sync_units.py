@@ -8,6 +8,7 @@ interrupt leaves behind, how the loop thread ends. scripts/mutate runs them
 
 import asyncio
 import contextvars
+import errno
 import gc
 import logging
 import subprocess
@@ -340,3 +341,22 @@ def test_a_loop_thread_that_cannot_start_raises_instead_of_hanging() -> None:
         check=True,
     )
     assert done.stdout.startswith("cannot start the sync API's event loop (OSError: [Errno 24]")
+
+
+def test_a_loop_that_cannot_start_names_its_failure_and_chains_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The same failure in this process (the test above runs another interpreter, which
+    # scripts/mutate's mutants never reach): asyncio cannot make the loop thread's loop.
+    def no_file_descriptor_left() -> asyncio.AbstractEventLoop:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(asyncio.events, "new_event_loop", no_file_descriptor_left)
+    sync = SyncSessionStore(MemorySessionStore())
+    with pytest.raises(StoreUnavailableError) as info:
+        sync.save("s", snapshot(tick=1))
+    assert str(info.value).endswith(
+        ": cannot start the sync API's event loop (OSError: [Errno 24] Too many open files)"
+    )
+    assert isinstance(info.value.__cause__, OSError)
+    assert info.value.__cause__.errno == errno.EMFILE
