@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -187,6 +188,22 @@ def test_trailing_bytes_after_the_frame_are_refused(compression: Any, tail: byte
         SnapshotDecodeError, match=f"k is truncated or has trailing bytes \\({compression}\\)"
     ):
         codec.decode(body + tail, "k")
+
+
+def test_gzip_inflates_no_further_than_the_limit() -> None:
+    """A body that inflates past the limit is refused before the rest is inflated.
+
+    Its checksum is broken: inflating it all would find that and call it corrupt.
+    (test_gzip_bomb_stops_at_the_limit measures the same in a process of its own.)
+    """
+    body = bytearray(gzip.compress(b'{"a":"' + b"x" * 100_000 + b'"}'))
+    body[-8] ^= 0xFF  # the CRC-32 of the gzip trailer
+    with pytest.raises(SnapshotDecodeError, match="k is corrupt gzip"):
+        Codec().decode(bytes(body), "k")
+    with pytest.raises(
+        SnapshotTooLargeError, match="k decompresses to more than max_snapshot_bytes=1000"
+    ):
+        Codec(max_snapshot_bytes=1000).decode(bytes(body), "k")
 
 
 def test_decode_names_what_is_wrong() -> None:
@@ -587,6 +604,40 @@ def test_hard_floats_are_read_bit_exactly_on_both_paths(literal: str) -> None:
 def test_the_exact_path_refuses_what_json_cannot_hold(bad: Any, message: str) -> None:
     with pytest.raises(SnapshotEncodeError, match=re.escape(message)):
         Codec().encode(bad)
+
+
+def test_a_lone_surrogate_keeps_orjson_s_refusal_as_the_cause() -> None:
+    with pytest.raises(ValueError, match="surrogates not allowed") as info:
+        JsonSerializer().dumps({"a": "\udc00"})  # refused by orjson, then by the stdlib
+    assert isinstance(info.value.__cause__, orjson.JSONEncodeError)
+    assert "surrogates not allowed" in str(info.value.__cause__)
+
+
+def test_a_body_too_deep_for_the_stdlib_is_refused_with_its_reason() -> None:
+    """orjson reads 1,024 levels; the exact path's stdlib ``json`` may give up sooner.
+
+    Its reason (not orjson's: orjson read the body) is what the message says. How deep
+    the stdlib reads follows the recursion limit (on Python 3.11): the test sets one
+    that leaves it 150 frames, whatever the limit the run has.
+    """
+    body = b'{"a":' + b"[" * 1020 + str(2**64).encode() + b"]" * 1020 + b"}"
+    frames, frame = 0, sys._getframe()
+    while frame is not None:
+        frames, frame = frames + 1, frame.f_back
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(frames + 150)
+    try:
+        try:
+            expected = json.loads(body)
+        except RecursionError as exc:
+            with pytest.raises(SnapshotDecodeError) as info:
+                Codec().decode(body, "k")
+            assert str(info.value) == f"k is not a valid snapshot: {exc}"
+            assert "recursion" in str(info.value)
+        else:  # an interpreter whose json depth is not the recursion limit's
+            assert Codec().decode(body, "k") == expected
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def test_a_big_integer_still_meets_the_size_guard() -> None:

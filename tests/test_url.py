@@ -336,6 +336,13 @@ def test_a_fragment_is_refused(url: str) -> None:
         open_store(url)
 
 
+def test_a_fragment_is_not_shown_even_with_a_second_hash() -> None:
+    with pytest.raises(StoreConfigError) as info:
+        open_store("file:/tmp/my#SECRET#x?ttl=5")
+    assert "'file:/tmp/my' has a '#' fragment" in str(info.value)
+    assert "SECRET" not in str(info.value)
+
+
 def test_unknown_parameter_lists_what_the_store_takes() -> None:
     with pytest.raises(StoreConfigError) as info:
         open_store("memory://?bogus=1")
@@ -428,6 +435,16 @@ def test_user_information_is_refused_and_never_shown(
         shown += [str(exc), repr(exc), *map(repr, exc.args)]
     for secret in ("AKID4711", "s3cr", "tPW"):
         assert not [text for text in shown if secret in text]
+
+
+def test_user_information_with_an_unknown_scheme_is_refused_with_the_generic_hint() -> None:
+    with pytest.raises(StoreConfigError) as info:
+        open_store("nosuch://AKID4711:s3cr3tPW@place/")
+    assert str(info.value).startswith("the nosuch:// store URL carries user information")
+    assert str(info.value).endswith(
+        "which sessionstore never reads: use the SDK's own credential chain"
+    )
+    assert "s3cr3tPW" not in str(info.value)
 
 
 @pytest.mark.parametrize("scheme", sorted(PROVIDERS))
@@ -568,6 +585,7 @@ def test_numeric_parameters_are_checked_against_their_range(scheme: str, name: s
         ("s3://b/?max_pool_connections=4096", "an int in 1..1024"),
         ("memory://?retry_attempts=1000001", "an int in 1..1000000"),
         ("memory://?max_snapshot_bytes=5368709121", "an int in 1..5368709120"),
+        ("memory://?ttl=1e300", "a number of seconds > 0 and <= 86399999913600 (999999999 days)"),
     ],
 )
 def test_the_issue_s_absurd_numbers_name_the_parameter_and_range(url: str, allowed: str) -> None:
@@ -577,3 +595,12 @@ def test_the_issue_s_absurd_numbers_name_the_parameter_and_range(url: str, allow
     assert str(info.value) == (
         f"bad value for parameter {name!r} in {url.split('?')[0]!r}: expected {allowed}"
     )
+
+
+def test_a_range_with_fractional_bounds_shows_them_as_written() -> None:
+    # Bounded is what a store declares its numeric parameters with; a bound that is
+    # not a whole number is shown as such, a whole one without ".0".
+    assert Bounded(integer=False, low=0.5, high=2.5, unit="seconds").allowed == (
+        "a number of seconds >= 0.5 and <= 2.5"
+    )
+    assert Bounded(integer=False, low=0.0, high=2.0).allowed == "a number >= 0 and <= 2"
