@@ -730,3 +730,24 @@ def test_the_load_check_of_a_body_orjson_wrote(
     loaded = JsonSerializer().loads(body)
     assert loaded == snap
     assert counting.dumped == [loaded] * passes  # the C pass re-serializes what it read
+
+
+@pytest.mark.parametrize(
+    "snapshot",
+    [
+        {},
+        {"text": "é", "count": 3, "done": True, "none": None, "ratio": 0.5},
+        {"messages": [{"role": "user", "parts": ("a", 1, -2.5e300)}], "nested": {"k": {}}},
+    ],
+    ids=["empty", "scalars", "containers"],
+)
+def test_plain_json_is_written_without_the_slow_copy(
+    snapshot: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The common path (BENCHMARKS.md, "Codecs"): a snapshot of exact JSON types is written
+    # as orjson wrote it, never through the checked copy that non-plain values need.
+    def no_copy(*args: object) -> None:
+        raise AssertionError("a plain snapshot went through the slow copy")
+
+    monkeypatch.setattr("sessionstore.codec._plain", no_copy)
+    assert JsonSerializer().dumps(snapshot) == orjson.dumps(snapshot)
