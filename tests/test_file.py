@@ -1058,6 +1058,24 @@ def test_a_lock_file_the_writer_may_not_write_is_opened_read_only(
     sync.save("s", snapshot(tick=2))
     sync.delete("s")
     monkeypatch.undo()
-    assert opened == [os.O_RDWR, os.O_RDONLY] * 2
+    assert opened == [os.O_RDWR | os.O_NOFOLLOW, os.O_RDONLY | os.O_NOFOLLOW] * 2
     assert sync.list() == []
     sync.close()
+
+
+@pytest.mark.parametrize("target", ["nowhere", "elsewhere"])
+async def test_a_link_in_place_of_the_lock_file_is_an_error(tmp_path: Path, target: str) -> None:
+    # A dangling link made every save and delete there spin forever (open: no such
+    # file; create: it exists); a link to another file locked that file.
+    store = FileSessionStore(tmp_path / "root", retry=FAST)
+    await store.save("s", snapshot())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_bytes(b"")
+    lock = tmp_path / "root" / ".sessionstore.lock"
+    lock.unlink()
+    lock.symlink_to(tmp_path / target)
+    for call in (store.save("s", snapshot(tick=2)), store.delete("s")):
+        with pytest.raises(SessionStoreError, match="Too many levels of symbolic links"):
+            await call
+    assert await store.load("s") == snapshot()
+    assert lock.is_symlink() and not (tmp_path / "nowhere").exists()
