@@ -1096,3 +1096,23 @@ async def test_a_link_in_place_of_the_lock_file_is_an_error(
     monkeypatch.undo()
     assert await store.load("s") == snapshot()
     assert lock.is_symlink() and not (tmp_path / "nowhere").exists()
+
+
+def test_a_lock_file_another_writer_made_meanwhile_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not there when opened, there when created (O_EXCL): open it again.
+    lock = str(tmp_path / ".sessionstore.lock")
+    real_open, raced = os.open, []
+
+    def racing(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if os.fspath(path) == lock and flags & os.O_CREAT and not raced:
+            raced.append(flags)
+            os.close(real_open(lock, os.O_WRONLY | os.O_CREAT, 0o600))  # the other writer
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", racing)
+    with SyncSessionStore(FileSessionStore(tmp_path)) as sync:
+        sync.save("s", snapshot())
+        monkeypatch.undo()
+        assert raced and sync.load("s") == snapshot()
