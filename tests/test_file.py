@@ -823,3 +823,336 @@ async def test_a_privileged_save_keeps_the_owner_and_group_it_replaces(tmp_path:
     await store.save("s", snapshot(tick=2))
     st = path.stat()
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (UID_A, SHARED, 0o600)
+
+
+_OWNER_RULE = "the owner must read and write, and nobody execute"
+_WRITE_RULE = "write without read is no use"
+
+
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [
+        (0o700, _OWNER_RULE),
+        (0o400, _OWNER_RULE),
+        (0o620, _WRITE_RULE),
+        (0o602, _WRITE_RULE),
+        (660, f"{_OWNER_RULE}; write 0o660 for the octal mode 660"),
+    ],
+)
+def test_a_bad_file_mode_says_exactly_what_is_wrong(tmp_path: Path, bad: int, problem: str) -> None:
+    from sessionstore import StoreConfigError
+
+    with pytest.raises(StoreConfigError) as info:
+        FileSessionStore(tmp_path, file_mode=bad)
+    assert str(info.value).endswith(f", not {oct(bad)} ({problem})")
+
+
+class _Chown:
+    """Replaces ``os.fchown`` for a writer of ``uid`` in ``groups`` (uid 0: privileged).
+
+    Records each call; refuses (EPERM) what the kernel refuses such a writer: giving the
+    file to another owner, or a group the writer is not in. The file's owner and group
+    after the accepted calls are ``owner``.
+    """
+
+    def __init__(self, uid: int, gid: int, groups: tuple[int, ...] = ()) -> None:
+        self.uid, self.groups = uid, {gid, *groups}
+        self.owner = (uid, gid)
+        self.calls: list[tuple[Any, ...]] = []
+
+    def __call__(self, *args: Any) -> None:
+        self.calls.append(args)
+        _fd, uid, gid = args
+        if self.uid != 0 and (uid not in (-1, self.uid) or gid not in (-1, *self.groups)):
+            raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
+        self.owner = (self.owner[0] if uid == -1 else uid, self.owner[1] if gid == -1 else gid)
+
+
+_ME, _MY_GROUP, _OTHER, _OTHER_GROUP, _SHARED = 1001, 1001, 1002, 1002, 1100
+
+
+@pytest.mark.parametrize(
+    ("writer", "replaced", "calls", "owner"),
+    [
+        # The writer's own file: nothing to change, no call.
+        ((_ME, _MY_GROUP), (_ME, _MY_GROUP), [], (_ME, _MY_GROUP)),
+        ((0, 0), (0, 0), [], (0, 0)),
+        # A privileged writer gives back what differs.
+        ((0, 0), (_OTHER, 0), [(_OTHER, -1)], (_OTHER, 0)),
+        ((0, 0), (0, _OTHER_GROUP), [(-1, _OTHER_GROUP)], (0, _OTHER_GROUP)),
+        ((0, 0), (_OTHER, _OTHER_GROUP), [(_OTHER, _OTHER_GROUP)], (_OTHER, _OTHER_GROUP)),
+        ((0, 0), (_OTHER, _OTHER), [(_OTHER, _OTHER)], (_OTHER, _OTHER)),
+        ((0, 0), (1, 1), [(1, 1)], (1, 1)),
+        # Another user's file: the owner cannot be given back, a shared group can.
+        (
+            (_ME, _MY_GROUP, _SHARED),
+            (_OTHER, _SHARED),
+            [(_OTHER, _SHARED), (-1, _SHARED)],
+            (_ME, _SHARED),
+        ),
+        ((_ME, _MY_GROUP, _SHARED), (_OTHER, _MY_GROUP), [(_OTHER, -1)], (_ME, _MY_GROUP)),
+        ((_ME, _MY_GROUP, _SHARED), (_ME, _SHARED), [(-1, _SHARED)], (_ME, _SHARED)),
+        # Refused both ways: the file stays the writer's, and that is no error.
+        (
+            (_ME, _MY_GROUP),
+            (_OTHER, _OTHER_GROUP),
+            [(_OTHER, _OTHER_GROUP), (-1, _OTHER_GROUP)],
+            (_ME, _MY_GROUP),
+        ),
+        ((_ME, _MY_GROUP), (_ME, _OTHER_GROUP), [(-1, _OTHER_GROUP)], (_ME, _MY_GROUP)),
+    ],
+)
+def test_a_save_keeps_the_owner_and_group_it_may(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    writer: tuple[int, ...],
+    replaced: tuple[int, int],
+    calls: list[tuple[int, int]],
+    owner: tuple[int, int],
+) -> None:
+    # _keep_owner directly: which owner and group the new file asks for, and what it
+    # falls back to when refused, for writers this process cannot become.
+    from sessionstore.stores.file import _keep_owner
+
+    chown = _Chown(writer[0], writer[1], tuple(writer[2:]))
+    real_fstat = os.fstat
+
+    def fstat(fd: int) -> os.stat_result:
+        st = list(real_fstat(fd))
+        st[stat.ST_UID], st[stat.ST_GID] = chown.owner
+        return os.stat_result(st)
+
+    old = os.stat_result((0o100600, 1, 1, 1, *replaced, 0, 0, 0, 0))
+    path = tmp_path / "new"
+    path.write_bytes(b"")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        monkeypatch.setattr(os, "fstat", fstat)
+        monkeypatch.setattr(os, "fchown", chown)
+        _keep_owner(fd, old)
+        monkeypatch.undo()
+    finally:
+        os.close(fd)
+    assert chown.calls == [(fd, *call) for call in calls]
+    assert chown.owner == owner
+
+
+def test_a_shared_directory_takes_the_set_group_id_bit_of_its_parent(tmp_path: Path) -> None:
+    # The staging directory is made in the parent, so it inherits what a set-group-id
+    # parent passes on (its group and the bit), as a plain mkdir there would.
+    tmp_path.chmod(0o2770)
+    with SyncSessionStore(FileSessionStore(tmp_path / "root", file_mode=0o660)) as sync:
+        sync.save("s", snapshot())
+    st = (tmp_path / "root").stat()
+    assert stat.S_IMODE(st.st_mode) == 0o2770
+    assert st.st_gid == tmp_path.stat().st_gid
+
+
+@pytest.mark.parametrize("swapped", ["symlink", "file"])
+def test_a_staging_directory_swapped_meanwhile_is_not_chmodded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swapped: str
+) -> None:
+    # Another user of a shared parent replaces the staging directory before it is opened:
+    # the store must not change the mode of what now stands there.
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o700) if swapped == "symlink" else victim.write_bytes(b"")
+    victim.chmod(0o700 if swapped == "symlink" else 0o600)
+    mkdtemp = tempfile.mkdtemp
+
+    def swapping(*args: Any, **kwargs: Any) -> str:
+        staging = mkdtemp(*args, **kwargs)
+        os.rmdir(staging)
+        if swapped == "symlink":
+            os.symlink(victim, staging)
+        else:
+            os.link(victim, staging)
+        return staging
+
+    monkeypatch.setattr(tempfile, "mkdtemp", swapping)
+    sync = SyncSessionStore(FileSessionStore(tmp_path / "root", file_mode=0o660))
+    with pytest.raises(SessionStoreError):
+        sync.save("s", snapshot())
+    monkeypatch.undo()
+    assert stat.S_IMODE(victim.stat().st_mode) == (0o700 if swapped == "symlink" else 0o600)
+    assert not (tmp_path / "root").exists()
+    sync.close()
+
+
+def test_a_directory_error_surfaces_even_if_another_writer_made_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the name being taken means "another writer's directory": an I/O error while
+    # making it surfaces, whatever appeared meanwhile.
+    mkdtemp = tempfile.mkdtemp
+
+    def racing(*args: Any, **kwargs: Any) -> str:
+        (tmp_path / "root").mkdir()
+        return mkdtemp(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", racing)
+    monkeypatch.setattr(os, "fchmod", _Fail(os.fchmod, errno.EIO, times=1))
+    sync = SyncSessionStore(FileSessionStore(tmp_path / "root", file_mode=0o660))
+    with pytest.raises(SessionStoreError, match="Input/output error"):
+        sync.save("s", snapshot())
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["root"]  # no staging directory left
+    sync.close()
+
+
+class _Interrupted(BaseException):
+    pass
+
+
+def test_an_interrupted_directory_leaves_no_staging_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise _Interrupted
+
+    monkeypatch.setattr(os, "rename", interrupted)
+    sync = SyncSessionStore(FileSessionStore(tmp_path / "root", file_mode=0o660))
+    with pytest.raises(_Interrupted):
+        sync.save("s", snapshot())
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == []
+    sync.close()
+
+
+def test_a_directory_another_writer_made_meanwhile_is_used_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mkdir = os.mkdir
+
+    def racing(path: Any, *args: Any, **kwargs: Any) -> None:
+        mkdir(path, 0o700)  # the other writer's
+        mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", racing)
+    with SyncSessionStore(FileSessionStore(tmp_path / "root", prefix="p/")) as sync:
+        sync.save("s", snapshot())
+        monkeypatch.undo()
+        assert sync.load("s") == snapshot()
+
+
+def test_a_symlink_planted_as_the_temporary_file_is_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another user of a shared directory plants a link where the temporary file is
+    # made: the save fails rather than writing the session where the link points.
+    store = FileSessionStore(tmp_path / "root")
+    sync = SyncSessionStore(store)
+    sync.save("s", snapshot())
+    victim = tmp_path / "victim"
+    unlink = os.unlink
+
+    def planting(path: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            unlink(path, *args, **kwargs)
+        finally:  # after the unlink, before the file is made
+            if os.path.basename(path) == ".sessionstore.tmp":
+                os.symlink(victim, path)
+
+    monkeypatch.setattr(os, "unlink", planting)
+    with pytest.raises(SessionStoreError, match="FileExistsError"):
+        sync.save("s", snapshot(tick=2))
+    monkeypatch.undo()
+    assert not victim.exists()
+    assert sync.load("s") == snapshot()
+    sync.close()
+
+
+def test_a_failed_chmod_of_a_new_file_surfaces_as_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileSessionStore(tmp_path, file_mode=0o660)
+    sync = SyncSessionStore(store)
+    sync.save("s", snapshot())
+    monkeypatch.setattr(os, "fchmod", _Fail(os.fchmod, errno.EIO, times=1))
+    with pytest.raises(SessionStoreError, match=r"failed \(OSError: Input/output error\)") as info:
+        sync.save("s", snapshot(tick=2))
+    monkeypatch.undo()
+    assert isinstance(info.value.__cause__, OSError) and info.value.__cause__.errno == errno.EIO
+    assert sync.load("s") == snapshot()
+    sync.close()
+
+
+def test_a_lock_file_the_writer_may_not_write_is_opened_read_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As another user's 0644 lock file is (root, running these tests, may write any).
+    store = FileSessionStore(tmp_path)
+    sync = SyncSessionStore(store)
+    sync.save("s", snapshot())
+    lock = str(tmp_path / ".sessionstore.lock")
+    real_open = os.open
+    opened: list[int] = []
+
+    def refusing(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if os.fspath(path) == lock:
+            opened.append(flags)
+            if flags & os.O_ACCMODE != os.O_RDONLY:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing)
+    sync.save("s", snapshot(tick=2))
+    sync.delete("s")
+    monkeypatch.undo()
+    assert opened == [os.O_RDWR | os.O_NOFOLLOW, os.O_RDONLY | os.O_NOFOLLOW] * 2
+    assert sync.list() == []
+    sync.close()
+
+
+class _Spinning(BaseException):
+    pass
+
+
+@pytest.mark.parametrize("target", ["nowhere", "elsewhere"])
+async def test_a_link_in_place_of_the_lock_file_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str
+) -> None:
+    # A dangling link made every save and delete there spin forever (open: no such
+    # file; create: it exists); a link to another file locked that file.
+    store = FileSessionStore(tmp_path / "root", retry=FAST)
+    await store.save("s", snapshot())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_bytes(b"")
+    lock = tmp_path / "root" / ".sessionstore.lock"
+    lock.unlink()
+    lock.symlink_to(tmp_path / target)
+    real_open, opens = os.open, [0]
+
+    def bounded(path: Any, *args: Any, **kwargs: Any) -> int:
+        if os.fspath(path) == str(lock):
+            opens[0] += 1
+            if opens[0] > 20:  # would go round forever: end it, so the test fails
+                raise _Spinning
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", bounded)
+    for call in (store.save("s", snapshot(tick=2)), store.delete("s")):
+        with pytest.raises(SessionStoreError, match="Too many levels of symbolic links"):
+            await call
+    monkeypatch.undo()
+    assert await store.load("s") == snapshot()
+    assert lock.is_symlink() and not (tmp_path / "nowhere").exists()
+
+
+def test_a_lock_file_another_writer_made_meanwhile_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not there when opened, there when created (O_EXCL): open it again.
+    lock = str(tmp_path / ".sessionstore.lock")
+    real_open, raced = os.open, []
+
+    def racing(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if os.fspath(path) == lock and flags & os.O_CREAT and not raced:
+            raced.append(flags)
+            os.close(real_open(lock, os.O_WRONLY | os.O_CREAT, 0o600))  # the other writer
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", racing)
+    with SyncSessionStore(FileSessionStore(tmp_path)) as sync:
+        sync.save("s", snapshot())
+        monkeypatch.undo()
+        assert raced and sync.load("s") == snapshot()

@@ -39,7 +39,7 @@ its mode, so nobody sees it narrowed. A save keeps the mode of the file it repla
 (its read and write bits, exactly), and its group and owner where the writer may set
 them. The lock file is opened read-only where the writer may not write it (``flock``
 needs no write access), so one left 0644 by another user locks the directory for
-everyone.
+everyone. It is never opened through a symbolic link: a link in its place is an error.
 """
 
 from __future__ import annotations
@@ -321,12 +321,15 @@ class FileSessionStore(ObjectSessionStore):
         return fd
 
     def _open_lock(self, directory: Path) -> int:
+        # Never through a link (the store makes none): a dangling one would send this
+        # loop round forever (no such file to open, yet one to create), one to another
+        # file would lock that file. A link there is an error (ELOOP).
         path = directory / _LOCK_NAME
         while True:
             try:
-                return os.open(path, os.O_RDWR)
+                return os.open(path, os.O_RDWR | os.O_NOFOLLOW)
             except PermissionError:  # another user's lock file: flock needs no write access
-                return os.open(path, os.O_RDONLY)
+                return os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
             except FileNotFoundError:
                 pass  # not there yet (or no directory: _create says so)
             try:
