@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -42,6 +44,33 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """
     if os.environ.get("SESSIONSTORE_FREEZE_AFTER_COLLECTION"):
         gc.freeze()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under mutmut, run a mutant's tests fastest first.
+
+    mutmut stops a mutant's run at its first failing test (``-x``) but hands pytest the
+    tests in no particular order; most mutants are killed by a fast test, so running
+    those first ends most runs sooner. The durations are mutmut's own, measured in its
+    first run (``mutmut-stats.json`` in its working directory, ``mutants/``).
+    """
+    if "mutmut" in sys.modules:
+        durations = _mutmut_durations()
+        items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+
+
+_durations: dict[str, float] = {}
+
+
+def _mutmut_durations() -> dict[str, float]:
+    """mutmut's test durations, read once (none before its first run has measured them)."""
+    if not _durations:
+        try:
+            stats = json.loads(Path("mutmut-stats.json").read_bytes())
+        except FileNotFoundError:
+            return {}
+        _durations.update(stats["duration_by_test"])
+    return _durations
 
 
 if "mutmut" in sys.modules:  # mutmut's trampoline adds frames to every call of a mutant

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,7 @@ class Clients:
         self.opened: list[int] = []  # numbers only: a client lives where the store keeps it
         self.closed: dict[int, asyncio.AbstractEventLoop | None] = {}
         self.fail_next = False
+        self.close_fails = False  # each close then raises, after closing
         self.gate: asyncio.Event | None = None
 
     async def open(self, stack: contextlib.AsyncExitStack) -> Client:
@@ -56,6 +58,8 @@ class Clients:
         await asyncio.sleep(0)  # an SDK's close awaits its connections: it must be awaited
         client.closed = True
         self.closed[int(client)] = asyncio.get_running_loop()
+        if self.close_fails:
+            raise OSError("connection reset")
 
 
 @pytest.fixture(autouse=True)
@@ -65,6 +69,14 @@ def nothing_leaked() -> Iterator[None]:
     yield
     gc.collect()
     assert Client.leaked == []
+
+
+def failed_closes(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The log lines of closes that failed: each names the store (and nothing is raised)."""
+    return [m for m in caplog.messages if m.startswith("sessionstore: closing")]
+
+
+FAILED_CLOSE = "sessionstore: closing TestStore's client: OSError('connection reset')"
 
 
 def affinity(clients: Clients, *, bound: bool = True) -> LoopAffinity:
@@ -115,8 +127,12 @@ def test_loops_at_once_in_threads_each_have_a_client() -> None:
     assert sorted(seen.values()) == [0, 1, 2] and sorted(clients.closed) == [0, 1, 2]
 
 
-def test_aclose_closes_every_loops_client_on_its_own_loop() -> None:
+def test_aclose_closes_every_loops_client_on_its_own_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="sessionstore")
     clients = Clients()
+    clients.close_fails = True
     loops = affinity(clients)
     holding, release = threading.Event(), threading.Event()
     held_loop: list[asyncio.AbstractEventLoop] = []
@@ -143,10 +159,15 @@ def test_aclose_closes_every_loops_client_on_its_own_loop() -> None:
         release.set()
         assert held.result(30) == (0, 2)
     assert clients.closed[2] is held_loop[0]  # at that loop's shutdown
+    assert failed_closes(caplog) == [FAILED_CLOSE] * 3
 
 
-def test_a_loop_closed_by_hand_is_let_go_by_the_next_loop() -> None:
+def test_a_loop_closed_by_hand_is_let_go_by_the_next_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="sessionstore")
     clients = Clients()
+    clients.close_fails = True
     loops = affinity(clients)
     loop = asyncio.new_event_loop()
     try:
@@ -156,6 +177,7 @@ def test_a_loop_closed_by_hand_is_let_go_by_the_next_loop() -> None:
     assert clients.closed == {}
     assert asyncio.run(use(loops)) == 1
     assert list(clients.closed) == [0, 1]  # 0 from outside its loop, 1 at shutdown
+    assert failed_closes(caplog) == [FAILED_CLOSE] * 2
 
 
 def test_aclose_of_a_stopped_loops_client_closes_it_from_outside() -> None:
@@ -206,8 +228,12 @@ def test_a_failed_open_closes_what_it_built_and_the_next_call_retries() -> None:
     assert asyncio.run(main()) == 1
 
 
-def test_aclose_during_an_open_leaves_no_client_behind() -> None:
+def test_aclose_during_an_open_leaves_no_client_behind(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="sessionstore")
     clients = Clients()
+    clients.close_fails = True
     loops = affinity(clients)
 
     async def main() -> Any:
@@ -223,10 +249,15 @@ def test_aclose_during_an_open_leaves_no_client_behind() -> None:
     # The open that aclose() overtook closed its client and opened another.
     assert asyncio.run(main()) == 1
     assert list(clients.closed) == [0, 1]
+    assert failed_closes(caplog) == [FAILED_CLOSE] * 2
 
 
-def test_a_store_dropped_in_a_running_loop_closes_its_client_there() -> None:
+def test_a_store_dropped_in_a_running_loop_closes_its_client_there(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="sessionstore")
     clients = Clients()
+    clients.close_fails = True
 
     async def main() -> asyncio.AbstractEventLoop:
         loops = affinity(clients)
@@ -240,6 +271,7 @@ def test_a_store_dropped_in_a_running_loop_closes_its_client_there() -> None:
 
     loop = asyncio.run(main())
     assert clients.closed[0] is loop
+    assert failed_closes(caplog) == [FAILED_CLOSE]
 
 
 def test_a_store_dropped_just_before_its_loop_ends_is_closed_at_shutdown() -> None:
@@ -310,8 +342,12 @@ def test_bound_is_the_default_and_the_finalizer_does_not_run_at_exit() -> None:
     assert loops._finalizer.atexit is False  # at exit no loop runs to close on
 
 
-def test_two_loops_opening_an_unbound_client_at_once_keep_the_first_stored() -> None:
+def test_two_loops_opening_an_unbound_client_at_once_keep_the_first_stored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="sessionstore")
     clients = Clients()
+    clients.close_fails = True
     first_opened, release_first = threading.Event(), threading.Event()
 
     async def open_client(stack: contextlib.AsyncExitStack) -> Client:
@@ -331,6 +367,7 @@ def test_two_loops_opening_an_unbound_client_at_once_keep_the_first_stored() -> 
     assert list(clients.closed) == [0]
     asyncio.run(loops.aclose())
     assert list(clients.closed) == [0, 1]
+    assert failed_closes(caplog) == [FAILED_CLOSE] * 2
 
 
 def test_forgotten_clients_are_not_closed_at_shutdown_nor_by_aclose() -> None:

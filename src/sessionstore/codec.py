@@ -88,7 +88,7 @@ class JsonSerializer:
         # accepts types JSON has not: the one-pass check says whether obj is plain JSON.
         if raw is not None and _is_plain(obj):
             return raw
-        plain = _plain(obj, ("snapshot",), set())
+        plain = _plain(obj, (), set())
         try:
             return orjson.dumps(plain)
         except TypeError as exc:  # an int over 64 bits, a lone surrogate
@@ -197,7 +197,7 @@ def _loads_exact(data: bytes, orjson_error: ValueError | None) -> Any:
     refuses it too (its message is the one users see for a corrupt body).
     """
     try:
-        text = data.decode("utf-8")  # strict; a BOM stays, and json refuses it
+        text = data.decode()  # strict; a BOM stays, and json refuses it
         obj = json.loads(text, parse_float=_finite_float, parse_constant=_refuse_constant)
         if _SURROGATE_ESCAPE.search(text) is not None:
             _refuse_lone_surrogates(obj)
@@ -222,7 +222,7 @@ def _refuse_lone_surrogates(obj: Any) -> None:
             stack.extend(value)
         elif kind is str:
             try:
-                value.encode("utf-8")
+                value.encode()
             except UnicodeEncodeError as exc:
                 raise _NotJson("lone surrogate in a string") from exc
 
@@ -237,7 +237,7 @@ def _dumps_exact(plain: Any, orjson_error: TypeError) -> bytes:
         text = json.dumps(
             plain, ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
         )
-        return text.encode("utf-8")
+        return text.encode()
     except UnicodeEncodeError:  # orjson's words for it
         raise ValueError("str is not valid UTF-8: surrogates not allowed") from orjson_error
 
@@ -273,7 +273,7 @@ def _is_plain(obj: Any) -> bool:
     return True
 
 
-_Path = tuple[Any, ...]  # ("snapshot",) then (parent, key) pairs: formatted only on error
+_Path = tuple[Any, ...]  # () for the root, then (parent, key) pairs: formatted only on error
 
 
 def _where(path: _Path) -> str:
@@ -398,7 +398,7 @@ class Codec:
         if self.compression == "gzip":
             packed = _gzip_compress(raw)
         else:
-            packed = _zstd().ZstdCompressor(level=3).compress(raw)
+            packed = _zstd().ZstdCompressor().compress(raw)  # its default level, 3
         # A body that compression does not shrink is stored plain: a stored body is then
         # never bigger than the snapshot, so whatever was saved under the limit loads.
         if len(packed) >= len(raw):
@@ -475,7 +475,7 @@ class Codec:
 
 
 def _gzip_compress(raw: bytes) -> bytes:
-    c = zlib.compressobj(6, zlib.DEFLATED, 31)
+    c = zlib.compressobj(wbits=31)  # a gzip header; zlib's default level, 6
     return c.compress(raw) + c.flush()
 
 

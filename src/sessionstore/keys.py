@@ -55,7 +55,7 @@ def encode_id(session_id: str) -> str:
     if not session_id:
         raise InvalidSessionIdError("session id must not be empty")
     try:
-        raw = session_id.encode("utf-8")
+        raw = session_id.encode()
     except UnicodeEncodeError as exc:
         raise InvalidSessionIdError(
             f"session id {session_id!r} cannot be encoded as UTF-8: {exc.reason}"
@@ -74,7 +74,7 @@ def make_key(prefix: str, session_id: str) -> str:
         InvalidSessionIdError: bad id, or the key would exceed 1024 UTF-8 bytes.
     """
     key = prefix + encode_id(session_id) + SUFFIX
-    size = len(key.encode("utf-8"))
+    size = len(key.encode())
     if size > MAX_KEY_BYTES:
         raise InvalidSessionIdError(
             f"session id of {len(session_id)} characters makes a key of {size} bytes;"
@@ -92,12 +92,12 @@ def decode_key(prefix: str, key: str) -> str | None:
     """
     if not key.startswith(prefix) or not key.endswith(SUFFIX):
         return None
-    if len(key.encode("utf-8")) > MAX_KEY_BYTES:  # an id no operation would accept
+    if len(key.encode()) > MAX_KEY_BYTES:  # an id no operation would accept
         return None
     name = key[len(prefix) : -len(SUFFIX)]
     # An empty name, or one holding a "/" (deeper down), fails the round trip below.
     try:
-        session_id = unquote_to_bytes(name).decode("utf-8")
+        session_id = unquote_to_bytes(name).decode()
         if encode_id(session_id) != name:
             return None
     except (UnicodeDecodeError, InvalidSessionIdError):

@@ -77,8 +77,9 @@ class _Slot:
 class _Slots:
     """The loops' slots, shared by the affinity, its guards and its finalizer."""
 
+    name: str  # the store's repr (for log lines), set by ensure_open before any open
+
     def __init__(self) -> None:
-        self.name = "a store"  # the store's repr, once it is built (for log lines)
         self.lock = threading.Lock()  # guards the fields below across threads
         self.by_loop: dict[asyncio.AbstractEventLoop, _Slot] = {}
         self.forgotten = False

@@ -137,7 +137,7 @@ def _info(st: os.stat_result) -> ObjectInfo:
 def _relative_path(key: str) -> str:
     """The path of ``key`` under the root: long names cut into segment directories."""
     head, _, name = key.rpartition("/")
-    if len(name.encode("utf-8")) <= _NAME_MAX or not name.endswith(SUFFIX):
+    if len(name.encode()) <= _NAME_MAX or not name.endswith(SUFFIX):
         return key
     stem = name[: -len(SUFFIX)]
     cut = (len(stem) - 1) // _SEGMENT * _SEGMENT
