@@ -66,8 +66,8 @@ class RetryPolicy:
         """
 
         def log_retry(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            cause = exc.__cause__ or exc if exc is not None else None  # the SDK's exception
+            failure = state.outcome and state.outcome.exception()
+            cause = getattr(failure, "__cause__", None) or failure  # the SDK's exception
             _log.warning(
                 "sessionstore: %s failed on attempt %d (%s); retrying",
                 what(),
