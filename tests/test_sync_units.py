@@ -205,6 +205,19 @@ def test_the_loop_thread_is_a_named_daemon_and_close_ends_it() -> None:
     sync.close()
 
 
+def test_close_returns_only_after_a_slow_close_has_ended() -> None:
+    store = Closing(gate=True)
+    sync = SyncSessionStore(store)
+    sync.save("s", snapshot(tick=1))
+    runner = sync._runner
+    assert runner is not None
+    slow = threading.Timer(0.2, store.release.set)  # the store's close takes 0.2 s
+    slow.start()
+    sync.close()
+    assert store.closed_on == [runner.thread] and not runner.thread.is_alive()
+    slow.join()
+
+
 def test_stop_waits_no_longer_than_its_timeout() -> None:
     store = Closing(gate=True)
     sync = SyncSessionStore(store)
