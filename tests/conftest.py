@@ -7,6 +7,7 @@ import gc
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.timeout(max(3.0, 5 * durations[item.nodeid])))
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Under mutmut, a run that has failed a test ends within 5 s, whatever it waits for.
+
+    A mutant can leave a thread blocked for good (a loop thread that never starts): the
+    test fails at its timeout, but the teardown that follows (pytest-asyncio's runner
+    joining its executor) waits for that thread, outside any test's timeout. The run
+    has already killed the mutant; its exit status says so (1, tests failed).
+    """
+    global _watchdog
+    if "mutmut" in sys.modules and report.failed and _watchdog is None:
+        _watchdog = threading.Timer(5.0, os._exit, args=(1,))
+        _watchdog.daemon = True
+        _watchdog.start()
+
+
+def pytest_unconfigure() -> None:
+    """The run ended by itself: no watchdog may outlive it (mutmut's own process)."""
+    global _watchdog
+    if _watchdog is not None:
+        _watchdog.cancel()
+        _watchdog = None
+
+
+_watchdog: threading.Timer | None = None
 _durations: dict[str, float] = {}
 
 
