@@ -35,15 +35,20 @@ settings.register_profile(
 settings.load_profile("default-untimed")
 
 
+#: Whether mutmut runs these tests (its trampoline in the mutated package imports it):
+#: the hooks below then speed up its run per mutant, and change nothing otherwise.
+UNDER_MUTMUT = "mutmut" in sys.modules
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Under scripts/mutate, freeze what collection built (gc.freeze).
+    """Under mutmut, freeze what collection built (gc.freeze).
 
     mutmut forks one pytest run per mutant from a process that has imported and
     collected the tests; pytest ends each run with two full garbage collections, which
     would walk (and copy, page by page) that whole inherited heap: ~0.3 s of each
     mutant's ~0.5 s of overhead.
     """
-    if os.environ.get("SESSIONSTORE_FREEZE_AFTER_COLLECTION"):
+    if UNDER_MUTMUT:
         gc.freeze()
 
 
@@ -58,7 +63,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     mutmut's own, measured in its first run (``mutmut-stats.json`` in its working
     directory, ``mutants/``); a test's own timeout marker still wins.
     """
-    if "mutmut" not in sys.modules:
+    if not UNDER_MUTMUT:
         return
     durations = _mutmut_durations()
     items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
@@ -76,7 +81,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     has already killed the mutant; its exit status says so (1, tests failed).
     """
     global _watchdog
-    if "mutmut" in sys.modules and report.failed and _watchdog is None:
+    if UNDER_MUTMUT and report.failed and _watchdog is None:
         _watchdog = threading.Timer(5.0, os._exit, args=(1,))
         _watchdog.daemon = True
         _watchdog.start()
@@ -105,7 +110,7 @@ def _mutmut_durations() -> dict[str, float]:
     return _durations
 
 
-if "mutmut" in sys.modules:  # mutmut's trampoline adds frames to every call of a mutant
+if UNDER_MUTMUT:  # mutmut's trampoline adds frames to every call of a mutant
     sys.setrecursionlimit(10_000)
 
 

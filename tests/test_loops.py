@@ -35,11 +35,11 @@ class Client(int):
 class Clients:
     """An opener that records each client it opens and where each one is closed."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, close_fails: bool = False) -> None:
         self.opened: list[int] = []  # numbers only: a client lives where the store keeps it
         self.closed: dict[int, asyncio.AbstractEventLoop | None] = {}
         self.fail_next = False
-        self.close_fails = False  # each close then raises, after closing
+        self.close_fails = close_fails  # each close then raises, after closing
         self.gate: asyncio.Event | None = None
 
     async def open(self, stack: contextlib.AsyncExitStack) -> Client:
@@ -71,9 +71,16 @@ def nothing_leaked() -> Iterator[None]:
     assert Client.leaked == []
 
 
-def failed_closes(caplog: pytest.LogCaptureFixture) -> list[str]:
+@pytest.fixture
+def debug_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """The sessionstore logger's records, down to DEBUG (where a failed close is told)."""
+    caplog.set_level(logging.DEBUG, logger="sessionstore")
+    return caplog
+
+
+def failed_closes(log: pytest.LogCaptureFixture) -> list[str]:
     """The log lines of closes that failed: each names the store (and nothing is raised)."""
-    return [m for m in caplog.messages if m.startswith("sessionstore: closing")]
+    return [m for m in log.messages if m.startswith("sessionstore: closing")]
 
 
 FAILED_CLOSE = "sessionstore: closing TestStore's client: OSError('connection reset')"
@@ -128,11 +135,9 @@ def test_loops_at_once_in_threads_each_have_a_client() -> None:
 
 
 def test_aclose_closes_every_loops_client_on_its_own_loop(
-    caplog: pytest.LogCaptureFixture,
+    debug_log: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="sessionstore")
-    clients = Clients()
-    clients.close_fails = True
+    clients = Clients(close_fails=True)
     loops = affinity(clients)
     holding, release = threading.Event(), threading.Event()
     held_loop: list[asyncio.AbstractEventLoop] = []
@@ -159,15 +164,13 @@ def test_aclose_closes_every_loops_client_on_its_own_loop(
         release.set()
         assert held.result(30) == (0, 2)
     assert clients.closed[2] is held_loop[0]  # at that loop's shutdown
-    assert failed_closes(caplog) == [FAILED_CLOSE] * 3
+    assert failed_closes(debug_log) == [FAILED_CLOSE] * 3
 
 
 def test_a_loop_closed_by_hand_is_let_go_by_the_next_loop(
-    caplog: pytest.LogCaptureFixture,
+    debug_log: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="sessionstore")
-    clients = Clients()
-    clients.close_fails = True
+    clients = Clients(close_fails=True)
     loops = affinity(clients)
     loop = asyncio.new_event_loop()
     try:
@@ -177,7 +180,7 @@ def test_a_loop_closed_by_hand_is_let_go_by_the_next_loop(
     assert clients.closed == {}
     assert asyncio.run(use(loops)) == 1
     assert list(clients.closed) == [0, 1]  # 0 from outside its loop, 1 at shutdown
-    assert failed_closes(caplog) == [FAILED_CLOSE] * 2
+    assert failed_closes(debug_log) == [FAILED_CLOSE] * 2
 
 
 def test_aclose_of_a_stopped_loops_client_closes_it_from_outside() -> None:
@@ -229,11 +232,9 @@ def test_a_failed_open_closes_what_it_built_and_the_next_call_retries() -> None:
 
 
 def test_aclose_during_an_open_leaves_no_client_behind(
-    caplog: pytest.LogCaptureFixture,
+    debug_log: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="sessionstore")
-    clients = Clients()
-    clients.close_fails = True
+    clients = Clients(close_fails=True)
     loops = affinity(clients)
 
     async def main() -> Any:
@@ -249,15 +250,13 @@ def test_aclose_during_an_open_leaves_no_client_behind(
     # The open that aclose() overtook closed its client and opened another.
     assert asyncio.run(main()) == 1
     assert list(clients.closed) == [0, 1]
-    assert failed_closes(caplog) == [FAILED_CLOSE] * 2
+    assert failed_closes(debug_log) == [FAILED_CLOSE] * 2
 
 
 def test_a_store_dropped_in_a_running_loop_closes_its_client_there(
-    caplog: pytest.LogCaptureFixture,
+    debug_log: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="sessionstore")
-    clients = Clients()
-    clients.close_fails = True
+    clients = Clients(close_fails=True)
 
     async def main() -> asyncio.AbstractEventLoop:
         loops = affinity(clients)
@@ -271,7 +270,7 @@ def test_a_store_dropped_in_a_running_loop_closes_its_client_there(
 
     loop = asyncio.run(main())
     assert clients.closed[0] is loop
-    assert failed_closes(caplog) == [FAILED_CLOSE]
+    assert failed_closes(debug_log) == [FAILED_CLOSE]
 
 
 def test_a_store_dropped_just_before_its_loop_ends_is_closed_at_shutdown() -> None:
@@ -343,11 +342,9 @@ def test_bound_is_the_default_and_the_finalizer_does_not_run_at_exit() -> None:
 
 
 def test_two_loops_opening_an_unbound_client_at_once_keep_the_first_stored(
-    caplog: pytest.LogCaptureFixture,
+    debug_log: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="sessionstore")
-    clients = Clients()
-    clients.close_fails = True
+    clients = Clients(close_fails=True)
     first_opened, release_first = threading.Event(), threading.Event()
 
     async def open_client(stack: contextlib.AsyncExitStack) -> Client:
@@ -367,7 +364,7 @@ def test_two_loops_opening_an_unbound_client_at_once_keep_the_first_stored(
     assert list(clients.closed) == [0]
     asyncio.run(loops.aclose())
     assert list(clients.closed) == [0, 1]
-    assert failed_closes(caplog) == [FAILED_CLOSE] * 2
+    assert failed_closes(debug_log) == [FAILED_CLOSE] * 2
 
 
 def test_forgotten_clients_are_not_closed_at_shutdown_nor_by_aclose() -> None:

@@ -28,7 +28,7 @@ from sessionstore import (
     SyncSessionStore,
     open_store_sync,
 )
-from sessionstore.sync import _live
+from sessionstore.sync import _live, _LoopThread
 from tests.contract import snapshot
 
 #: How long a blocked close waits for the test to release it. Only a regression ever
@@ -186,6 +186,15 @@ class Closing(MemorySessionStore):
         await super().aclose()
 
 
+def gated() -> tuple[Closing, SyncSessionStore, _LoopThread]:
+    """A sync store served by its loop thread, whose close waits until the test lets it."""
+    store = Closing(gate=True)
+    sync = SyncSessionStore(store)
+    sync.save("s", snapshot(tick=1))  # starts the loop thread
+    assert sync._runner is not None
+    return store, sync, sync._runner
+
+
 def test_the_loop_thread_is_a_named_daemon_and_close_ends_it() -> None:
     store = Closing()
     sync = SyncSessionStore(store)
@@ -206,11 +215,7 @@ def test_the_loop_thread_is_a_named_daemon_and_close_ends_it() -> None:
 
 
 def test_close_returns_only_after_a_slow_close_has_ended() -> None:
-    store = Closing(gate=True)
-    sync = SyncSessionStore(store)
-    sync.save("s", snapshot(tick=1))
-    runner = sync._runner
-    assert runner is not None
+    store, sync, runner = gated()
     slow = threading.Timer(0.2, store.release.set)  # the store's close takes 0.2 s
     slow.start()
     sync.close()
@@ -219,11 +224,7 @@ def test_close_returns_only_after_a_slow_close_has_ended() -> None:
 
 
 def test_stop_waits_no_longer_than_its_timeout() -> None:
-    store = Closing(gate=True)
-    sync = SyncSessionStore(store)
-    sync.save("s", snapshot(tick=1))
-    runner = sync._runner
-    assert runner is not None
+    store, sync, runner = gated()
     try:
         runner.stop(timeout=0)  # as at exit: a stuck close must not hold it
         assert runner.thread.is_alive() and store.closed_on == []
@@ -235,11 +236,7 @@ def test_stop_waits_no_longer_than_its_timeout() -> None:
 
 
 def test_a_dropped_store_does_not_wait_for_its_close() -> None:
-    store = Closing(gate=True)
-    sync = SyncSessionStore(store)
-    sync.save("s", snapshot(tick=1))
-    runner = sync._runner
-    assert runner is not None
+    store, sync, runner = gated()
     try:
         del sync
         gc.collect()  # the finalizer tells the loop thread to end, and does not wait
