@@ -57,7 +57,15 @@ from sessionstore import (
 )
 from sessionstore.codec import Codec
 from sessionstore.keys import make_key
-from sessionstore.provider import META_TICK
+from sessionstore.provider import (
+    ABSENT,
+    META_TICK,
+    META_WRITE_ID,
+    UNCONDITIONAL,
+    Condition,
+    NotFound,
+    PreconditionFailed,
+)
 from sessionstore.testing import Emulator
 
 MakeStore = Callable[..., ObjectSessionStore]
@@ -192,8 +200,7 @@ async def put_raw(store: ObjectSessionStore, key: str, body: bytes) -> None:
         body,
         content_type="application/octet-stream",
         metadata={},
-        if_version=None,
-        if_absent=False,
+        condition=UNCONDITIONAL,
     )
 
 
@@ -605,8 +612,7 @@ class StaleContract:
             Codec().encode(snapshot(tick=9)).body,
             content_type="application/json",
             metadata={META_TICK: "not-a-number"},
-            if_version=None,
-            if_absent=False,
+            condition=UNCONDITIONAL,
         )
         with pytest.raises(StaleSnapshotError, match="stored tick 9"):
             await store.save("s", snapshot(tick=8))  # found in the body
@@ -849,7 +855,7 @@ class ExpiryContract:
         real_put = later._put
 
         async def refreshed_first(key: str, body: bytes, **options: Any) -> str:
-            if options["if_version"] is not None:  # the replacement of the expired object
+            if options["condition"].version is not None:  # the replacement of the expired one
                 await store.save("s", snapshot(tick=5))  # another writer refreshes it first
             return await real_put(key, body, **options)
 
@@ -1125,8 +1131,9 @@ class LoopContract:
         assert asyncio.run(store.load("shared")) == {"n": 5 * workers}
         assert (live, left) == (workers, [])
         distinct = len({id(client) for client in clients.values()})
-        assert distinct == (workers if store.client_follows_loop else 1)
-        if store.client_follows_loop:  # closed at each loop's shutdown: nothing leaked
+        follows = store.capabilities.client_follows_loop
+        assert distinct == (workers if follows else 1)
+        if follows:  # closed at each loop's shutdown: nothing leaked
             assert sorted(closed) == sorted(opened) and len(opened) == 2 * workers + 1
         asyncio.run(store.aclose())
         assert sorted(closed) == sorted(opened)
@@ -1149,6 +1156,101 @@ class LoopContract:
         asyncio.run(store.aclose())
 
 
+JSON = "application/json"
+
+
+class ProviderRulesContract:
+    """Each rule of the provider interface (docs/DESIGN.md, "Provider rules"), checked
+    on the primitives directly, one test named after each rule."""
+
+    make_store: MakeStore
+
+    async def _opened(self, make_store: MakeStore) -> ObjectSessionStore:
+        store = make_store()
+        await store._ensure_open()
+        return store
+
+    async def test_rule_missing_objects_raise_not_found(self, make_store: MakeStore) -> None:
+        store = await self._opened(make_store)
+        key = make_key(store.prefix, "never-written")
+        for call in (lambda: store._get(key), lambda: store._head(key)):
+            with pytest.raises(NotFound):
+                await store._translated(call())
+        with contextlib.suppress(NotFound):  # or succeeds: S3 answers a DELETE with 204
+            await store._translated(store._delete(key, condition=UNCONDITIONAL))
+
+    async def test_rule_conditions_are_real(self, make_store: MakeStore) -> None:
+        store = await self._opened(make_store)
+        key = make_key(store.prefix, "c")
+        put = store._put
+        first = await put(key, b"{}", content_type=JSON, metadata={}, condition=ABSENT)
+        refused = [
+            lambda: put(key, b"{1}", content_type=JSON, metadata={}, condition=ABSENT),
+            lambda: put(key, b"{2}", content_type=JSON, metadata={}, condition=Condition("x")),
+        ]
+        if getattr(self, "conditional_deletes", "enforced") == "enforced":  # the emulator's
+            refused.append(lambda: store._delete(key, condition=Condition(version="x")))
+        for call in refused:
+            with pytest.raises((PreconditionFailed, NotFound)):
+                await store._translated(call())
+        assert (await store._get(key)).body == b"{}"
+        second = await put(key, b"[]", content_type=JSON, metadata={}, condition=Condition(first))
+        assert second != first
+        await store._delete(key, condition=UNCONDITIONAL)
+        with pytest.raises(NotFound):
+            await store._translated(store._head(key))
+
+    async def test_rule_versions_never_repeat_for_other_content(
+        self, make_store: MakeStore
+    ) -> None:
+        store = await self._opened(make_store)
+        key = make_key(store.prefix, "v")
+        seen: set[str] = set()
+        for body in (b"[1]", b"[2]", b"[3]"):
+            version = await store._put(
+                key, body, content_type=JSON, metadata={}, condition=UNCONDITIONAL
+            )
+            assert version not in seen
+            seen.add(version)
+            assert (await store._head(key)).version == version
+            await store._delete(key, condition=UNCONDITIONAL)  # and re-created next turn
+        stale = Condition(version=min(seen))
+        with pytest.raises((PreconditionFailed, NotFound)):
+            await store._translated(
+                store._put(key, b"[4]", content_type=JSON, metadata={}, condition=stale)
+            )
+
+    async def test_rule_metadata_round_trips(self, make_store: MakeStore) -> None:
+        store = await self._opened(make_store)
+        key = make_key(store.prefix, "m")
+        written = {META_WRITE_ID: uuid.uuid4().hex, META_TICK: "7"}
+        await store._put(key, b"{}", content_type=JSON, metadata=written, condition=UNCONDITIONAL)
+        head = dict((await store._head(key)).metadata)
+        got = dict((await store._get(key)).info.metadata)
+        assert head in (written, {}), "metadata comes back as written, or a store keeps none"
+        assert got == head
+
+    async def test_rule_listing_holds_direct_children_only(self, make_store: MakeStore) -> None:
+        store = await self._opened(make_store)
+        keys = [make_key(store.prefix, name) for name in ("a", "b", "c")]
+        deeper = f"{store.prefix}deeper/{make_key('', 'd')}"
+        for key in [*keys, deeper]:
+            await store._put(key, b"{}", content_type=JSON, metadata={}, condition=UNCONDITIONAL)
+        first = await store._list_page(store.prefix, page_size=2, token=None)
+        assert [obj.key for obj in first.objects] == keys[:2] and first.next_token
+        rest = await store._list_page(store.prefix, page_size=2, token=first.next_token)
+        assert [obj.key for obj in rest.objects] == keys[2:] and rest.next_token is None
+        await store._delete(deeper, condition=UNCONDITIONAL)
+
+    def test_rule_sync_client_is_declared(self, make_store: MakeStore) -> None:
+        store = make_store()
+        declared = store.capabilities.sync_client
+        assert store._serves_sync() is declared
+        if declared:  # it builds and closes a sync client, blocking
+            store._open_sync()
+            store._close_sync()
+
+
 class StoreContract(
     BasicContract,
     IdContract,
@@ -1164,7 +1266,7 @@ class StoreContract(
     ``make_store``."""
 
 
-class AsyncStoreContract(StoreContract, LoopContract):
+class AsyncStoreContract(StoreContract, LoopContract, ProviderRulesContract):
     """The contract of the async API: :class:`StoreContract` and :class:`LoopContract`."""
 
 
@@ -1251,8 +1353,10 @@ def cloud_url(provider: str, emulator: Emulator, prefix: str) -> tuple[str, dict
     if provider == "gcs":
         url = f"gs://{emulator.bucket}/{prefix}?project=test"
         return url, {"STORAGE_EMULATOR_HOST": emulator.endpoint}
-    connection = emulator.options["connection_string"]
-    return f"az://{emulator.bucket}/{prefix}", {"AZURE_STORAGE_CONNECTION_STRING": connection}
+    if provider == "azure":
+        connection = emulator.options["connection_string"]
+        return f"az://{emulator.bucket}/{prefix}", {"AZURE_STORAGE_CONNECTION_STRING": connection}
+    raise ValueError(f"cloud_url knows s3, gcs and azure, not {provider!r}")
 
 
 def run_python(code: str, *args: str, env: dict[str, str] | None = None) -> tuple[str, str]:
@@ -1340,12 +1444,8 @@ class SyncStoreContract(StoreContract):
     reaches the same backend and prefix with.
     """
 
-    #: Whether the store serves sync calls on the caller's thread with a sync SDK client.
-    on_callers_thread = True
     #: The async stacks a handler on the sync API loads anyway (its sync SDK's imports).
     async_stacks_loaded = ""
-    #: Whether two processes opening ``store_url`` see one another's sessions.
-    processes_share_sessions = True
 
     def test_a_module_level_store_serves_100_invocations_and_exits_quietly(
         self, store_url: tuple[str, dict[str, str]]
@@ -1356,13 +1456,14 @@ class SyncStoreContract(StoreContract):
         assert (out, err) == (f"100\n{self.async_stacks_loaded}\n", "")
 
     def test_forked_workers_get_clients_of_their_own(
-        self, store_url: tuple[str, dict[str, str]]
+        self, store_url: tuple[str, dict[str, str]], make_async_store: MakeStore
     ) -> None:
         # A prefork server (gunicorn, multiprocessing) forks after the module-level store
         # has opened its client: sharing its connections would mix up responses.
         url, env = store_url
         out, err = run_python(FORKED_WORKERS, url, env=env)
-        listed = 1 + 40 + (3 * 40 if self.processes_share_sessions else 0)
+        shared = make_async_store().capabilities.shared_across_processes
+        listed = 1 + 40 + (3 * 40 if shared else 0)
         assert (out, err) == (f"[0, 0, 0] {listed}\n", "")
 
     def test_an_iterator_kept_until_exit_prints_nothing(
@@ -1376,6 +1477,7 @@ class SyncStoreContract(StoreContract):
         # Used, never closed, dropped: what it started ends with it (the loop thread and
         # the loop's file descriptors), however many there were.
         runners, dropped = [], []
+        declared = make_async_store().capabilities.sync_client
         for i in range(20):
             sync = SyncSessionStore(make_async_store())
             sync.save(f"dropped-{i}", snapshot(tick=i))
@@ -1387,21 +1489,22 @@ class SyncStoreContract(StoreContract):
         assert [ref() for ref in dropped] == [None] * 20
         for runner in runners:
             if runner is None:  # on the caller's thread: it started no thread
-                assert self.on_callers_thread
+                assert declared
                 continue
             runner.thread.join(30)
             assert not runner.thread.is_alive()
             assert runner._loop is not None and runner._loop.is_closed()
 
-    def test_calls_run_on_the_callers_thread(
+    def test_rule_sync_client_calls_run_on_the_callers_thread(
         self, make_sync: Callable[..., SyncSessionStore], monkeypatch: pytest.MonkeyPatch
     ) -> None:
         # What the store did, never a process-wide thread count (other tests' leftover
         # threads move it): the threads its primitives and its blocking SDK calls ran on,
         # and the threads started from the calling thread while the calls ran.
         store = make_sync()
-        assert store.on_callers_thread is self.on_callers_thread
         wrapped = store.store
+        declared = wrapped.capabilities.sync_client
+        assert store.on_callers_thread is declared
         me = threading.get_ident()
         seen: set[int] = set()  # where the primitives ran
         blocked: set[int] = set()  # where the blocking (sync SDK, file) calls ran
@@ -1438,8 +1541,8 @@ class SyncStoreContract(StoreContract):
             for i in range(5):  # the first call opens the store's clients
                 store.save(f"s{i}", snapshot(tick=i))
                 assert store.load(f"s{i}") == snapshot(tick=i)
-        assert (seen == {me}) is self.on_callers_thread
-        if self.on_callers_thread:
+        assert (seen == {me}) is declared
+        if declared:
             assert blocked == {me}  # no thread hop for the SDK calls either...
             assert started == []  # ... and no pool or loop thread behind them
         else:

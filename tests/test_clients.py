@@ -17,7 +17,7 @@ import pytest
 
 from sessionstore import deadline
 from sessionstore.clients import ClientStore
-from sessionstore.provider import ObjectInfo, sync_call
+from sessionstore.provider import Capabilities, ObjectInfo, sync_call
 from sessionstore.stores.memory import MemorySessionStore
 from sessionstore.sync import SyncSessionStore
 
@@ -72,7 +72,7 @@ class Wrapped:
 class Recording(ClientStore, MemorySessionStore):
     """A provider of ClientStore whose clients are recorders; `has()` makes one call."""
 
-    client_follows_loop = True
+    capabilities = Capabilities(shared_across_processes=False)
 
     def __init__(self, *, client: Any = None) -> None:
         super().__init__()
@@ -95,6 +95,8 @@ class Recording(ClientStore, MemorySessionStore):
 
 class RecordingSync(Recording):
     """The same provider with a sync client for the sync API."""
+
+    capabilities = Capabilities(sync_client=True, shared_across_processes=False)
 
     def __init__(self, *, client: Any = None) -> None:
         super().__init__(client=client)
@@ -271,7 +273,7 @@ def test_client_during_a_sync_call_is_the_sync_client() -> None:
 
 def test_an_unbound_client_store_shares_one_client_between_loops() -> None:
     class Shared(Recording):
-        client_follows_loop = False
+        capabilities = Capabilities(client_follows_loop=False, shared_across_processes=False)
 
     store = Shared()
     runs = [asyncio.run(used_here(store)) for _ in range(2)]

@@ -24,9 +24,9 @@ from sessionstore import (
     StoreUnavailableError,
     SyncSessionStore,
 )
-from sessionstore.base import _on_daemon_thread
 from sessionstore.deadline import remaining, stop_at_deadline
-from sessionstore.provider import StoredObject, _Fault, _Transient
+from sessionstore.lifecycle import _on_daemon_thread
+from sessionstore.provider import Fault, StoredObject, Transient
 
 
 def test_remaining_outside_and_inside_nested_blocks() -> None:
@@ -159,8 +159,8 @@ class _Unreachable(MemorySessionStore):
     class Down(Exception):
         pass
 
-    def _classify(self, exc: Exception) -> type[_Fault]:
-        return _Transient if isinstance(exc, self.Down) else super()._classify(exc)
+    def _classify(self, exc: Exception) -> type[Fault]:
+        return Transient if isinstance(exc, self.Down) else super()._classify(exc)
 
     async def _put(self, key: str, body: bytes, **kw: Any) -> str:
         raise self.Down("injected")

@@ -33,6 +33,7 @@ from sessionstore import (
     SyncSessionStore,
 )
 from sessionstore.deadline import remaining
+from sessionstore.provider import Condition
 from sessionstore.sync import _run_here
 from tests.contract import AsyncStoreContract, MakeStore, SyncStoreContract, snapshot
 
@@ -743,9 +744,9 @@ class Watched(FileSessionStore):
         self.writers: list[int] = []
         self.opened = self.closed = 0
 
-    def _put_sync(self, key: str, body: bytes, if_version: str | None, if_absent: bool) -> str:
+    def _put_sync(self, key: str, body: bytes, condition: Condition) -> str:
         self.writers.append(threading.get_ident())
-        return super()._put_sync(key, body, if_version, if_absent)
+        return super()._put_sync(key, body, condition)
 
     def _open_sync(self) -> None:
         self.opened += 1

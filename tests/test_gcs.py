@@ -11,7 +11,13 @@ import requests
 from google.api_core import exceptions as gexc
 
 from sessionstore import ObjectSessionStore, StoreAccessError, open_store
-from sessionstore.provider import _AccessDenied, _NotFound, _PreconditionFailed, _Transient
+from sessionstore.provider import (
+    UNCONDITIONAL,
+    AccessDenied,
+    NotFound,
+    PreconditionFailed,
+    Transient,
+)
 from sessionstore.stores.gcs import GCSSessionStore
 from sessionstore.testing import Emulator
 from tests.contract import (
@@ -118,9 +124,7 @@ async def test_missing_bucket_is_an_access_error_at_once(
         with pytest.raises(StoreAccessError, match=r"HTTP 404: Not Found\): gs://no-such"):
             await store.list()
         with pytest.raises(Exception) as raised:  # the upload's own error, unmapped
-            await store._put(
-                "k", b"{}", content_type="a/b", metadata={}, if_version=None, if_absent=False
-            )
+            await store._put("k", b"{}", content_type="a/b", metadata={}, condition=UNCONDITIONAL)
         assert store._error_detail(raised.value) == "NotFound, HTTP 404: Not Found"
 
 
@@ -140,12 +144,12 @@ def test_a_404_says_whether_the_object_or_the_bucket_is_missing() -> None:
     no_object = gcs_error(404, '{"error": {"code": 404, "message": "No such object: bkt/k"}}')
     no_bucket = gcs_error(404, "The specified bucket does not exist.")
     denied = gcs_error(403, '{"error": {"code": 403, "message": "a@b does not have access"}}')
-    assert store._classify(no_object) is _NotFound
-    assert store._classify(no_bucket) is _AccessDenied
-    assert store._classify(denied) is _AccessDenied
-    assert store._classify(gcs_error(412, "Precondition Failed")) is _PreconditionFailed
+    assert store._classify(no_object) is NotFound
+    assert store._classify(no_bucket) is AccessDenied
+    assert store._classify(denied) is AccessDenied
+    assert store._classify(gcs_error(412, "Precondition Failed")) is PreconditionFailed
     for status in (408, 429, 500, 502, 503, 504):
-        assert store._classify(gcs_error(status, "try again")) is _Transient
+        assert store._classify(gcs_error(status, "try again")) is Transient
     assert store._error_detail(no_object) == "NotFound, HTTP 404: No such object: bkt/k"
     assert store._error_detail(no_bucket).endswith(": The specified bucket does not exist.")
 

@@ -17,6 +17,7 @@ from sessionstore import (
     StoreAccessError,
     StoreConfigError,
 )
+from sessionstore.provider import UNCONDITIONAL
 from tests.contract import AsyncStoreContract, MakeStore, SyncStoreContract, put_raw, snapshot
 
 
@@ -45,9 +46,6 @@ class TestMemoryStore(AsyncStoreContract):
 
 
 class TestMemorySyncStore(SyncStoreContract):
-    on_callers_thread = False  # no sync client: one private loop thread serves it
-    processes_share_sessions = False
-
     @pytest.fixture
     def make_async_store(self) -> MakeStore:
         return sharing_one_dict()
@@ -287,7 +285,9 @@ async def test_if_absent_when_a_blocking_session_is_deleted_meanwhile(
         async def _put(self, key: str, body: bytes, **kw: Any) -> str:
             self.puts += 1
             if self.puts == 2 and another_create:  # and yet another creates it again
-                await super()._put(key, b'{"tick": 7}', **dict(kw, if_absent=False, metadata={}))
+                await super()._put(
+                    key, b'{"tick": 7}', **dict(kw, condition=UNCONDITIONAL, metadata={})
+                )
             return await super()._put(key, body, **kw)
 
     store = Racing(ttl=timedelta(hours=1))

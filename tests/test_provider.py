@@ -4,12 +4,12 @@ secrets, the same for every cloud (the cloud tests exercise them through the SDK
 import pytest
 
 from sessionstore.provider import (
-    _AccessDenied,
-    _Failed,
-    _Fault,
-    _NotFound,
-    _PreconditionFailed,
-    _Transient,
+    AccessDenied,
+    Failed,
+    Fault,
+    NotFound,
+    PreconditionFailed,
+    Transient,
     http_fault,
     redact,
 )
@@ -18,39 +18,39 @@ from sessionstore.provider import (
 @pytest.mark.parametrize(
     ("status", "fault"),
     [
-        (401, _AccessDenied),
-        (403, _AccessDenied),
-        (404, _NotFound),
-        (408, _Transient),
-        (412, _PreconditionFailed),
-        (429, _Transient),
-        (500, _Transient),
-        (502, _Transient),
-        (503, _Transient),
-        (504, _Transient),
-        (400, _Failed),
-        (409, _Failed),
-        (501, _Failed),
-        (None, _Failed),
+        (401, AccessDenied),
+        (403, AccessDenied),
+        (404, NotFound),
+        (408, Transient),
+        (412, PreconditionFailed),
+        (429, Transient),
+        (500, Transient),
+        (502, Transient),
+        (503, Transient),
+        (504, Transient),
+        (400, Failed),
+        (409, Failed),
+        (501, Failed),
+        (None, Failed),
     ],
     ids=lambda value: str(value) if not isinstance(value, type) else value.__name__,
 )
-def test_status_table(status: int | None, fault: type[_Fault]) -> None:
+def test_status_table(status: int | None, fault: type[Fault]) -> None:
     assert http_fault(status) is fault
 
 
 def test_the_service_code_comes_before_the_status() -> None:
-    codes = {"SlowDown": _Transient, "NoSuchBucket": _AccessDenied}
-    assert http_fault(503, "SlowDown", codes) is _Transient
-    assert http_fault(404, "NoSuchBucket", codes) is _AccessDenied
-    assert http_fault(404, "NoSuchKey", codes) is _NotFound
-    assert http_fault(404, "", None) is _NotFound
+    codes = {"SlowDown": Transient, "NoSuchBucket": AccessDenied}
+    assert http_fault(503, "SlowDown", codes) is Transient
+    assert http_fault(404, "NoSuchBucket", codes) is AccessDenied
+    assert http_fault(404, "NoSuchKey", codes) is NotFound
+    assert http_fault(404, "", None) is NotFound
 
 
 def test_a_fault_names_itself_without_detail() -> None:
-    assert _Transient().detail == "_Transient"
-    assert _Transient("SlowDown, HTTP 503").detail == "SlowDown, HTTP 503"
-    assert str(_Failed("x")) == "x" and _Failed().attempts == 1
+    assert Transient().detail == "Transient"
+    assert Transient("SlowDown, HTTP 503").detail == "SlowDown, HTTP 503"
+    assert str(Failed("x")) == "x" and Failed().attempts == 1
 
 
 @pytest.mark.parametrize(

@@ -21,11 +21,12 @@ from sessionstore import (
     StoreUnavailableError,
 )
 from sessionstore.provider import (
-    _AccessDenied,
-    _Fault,
-    _NotFound,
-    _PreconditionFailed,
-    _Transient,
+    UNCONDITIONAL,
+    AccessDenied,
+    Fault,
+    NotFound,
+    PreconditionFailed,
+    Transient,
 )
 
 
@@ -44,11 +45,11 @@ class FlakyStore(MemorySessionStore):
         super().__init__(**options)
         self.failures, self.error, self.calls = failures, error, 0
 
-    def _classify(self, exc: Exception) -> type[_Fault]:
+    def _classify(self, exc: Exception) -> type[Fault]:
         if isinstance(exc, Flaky):
-            return _Transient
+            return Transient
         if isinstance(exc, Denied):
-            return _AccessDenied
+            return AccessDenied
         return super()._classify(exc)
 
     async def _put(self, key: str, body: bytes, **kw: Any) -> str:
@@ -231,7 +232,7 @@ async def test_another_writer_after_a_lost_response_is_a_conflict() -> None:
             if self.calls == 2:
                 await MemorySessionStore._put(self, key, body, **kw)
                 await MemorySessionStore._put(
-                    self, key, b'{"tick": 99}', **dict(kw, if_version=None, metadata={})
+                    self, key, b'{"tick": 99}', **dict(kw, condition=UNCONDITIONAL, metadata={})
                 )
                 raise Flaky("response lost; another writer landed since")
             return await MemorySessionStore._put(self, key, body, **kw)
@@ -378,7 +379,7 @@ async def test_a_fault_no_operation_expects_leaves_as_a_public_error(
     broken: str, op: str, call: Any
 ) -> None:
     # A 412 on a read is no condition of ours: it must not escape as a private type.
-    store = await _broken_with_a_session(broken, _PreconditionFailed("odd 412"))
+    store = await _broken_with_a_session(broken, PreconditionFailed("odd 412"))
     with pytest.raises(SessionStoreError) as info:
         await call(store)
     where = "memory:///s.json" if op != "list" else "memory://"
@@ -390,8 +391,8 @@ class NotFoundOnPut(MemorySessionStore):
     """Answers a PUT with not-found: a missing bucket, or (if_version) a missing object."""
 
     async def _put(self, key: str, body: bytes, **kw: Any) -> str:
-        if kw["if_version"] is None or key not in self._objects:
-            raise _NotFound("NoSuchKey, HTTP 404")
+        if kw["condition"].version is None or key not in self._objects:
+            raise NotFound("NoSuchKey, HTTP 404")
         return await super()._put(key, body, **kw)
 
 
@@ -406,5 +407,5 @@ async def test_a_not_found_answer_to_a_put() -> None:
         await store.save("s", {"tick": 1}, if_version="7")
     assert type(conflict.value) is ConflictError
     assert str(conflict.value) == "memory save memory:///s.json: it is not at version 7"
-    assert isinstance(conflict.value.__cause__, _NotFound)
+    assert isinstance(conflict.value.__cause__, NotFound)
     assert await store.load("s") is None

@@ -15,7 +15,7 @@ from sessionstore import (
     StoreConfigError,
     open_store,
 )
-from sessionstore.provider import _AccessDenied, _NotFound, _PreconditionFailed, _Transient
+from sessionstore.provider import AccessDenied, NotFound, PreconditionFailed, Transient
 from sessionstore.stores.s3 import S3SessionStore
 from sessionstore.testing import Emulator
 from tests.contract import (
@@ -258,9 +258,9 @@ def test_statuses_mean_what_they_mean_on_every_cloud() -> None:
         return ClientError(response, "PutObject")
 
     for status in (408, 429, 500, 502, 503, 504):
-        assert store._classify(error(status)) is _Transient
-    assert store._classify(error(403)) is _AccessDenied
-    assert store._classify(error(412)) is _PreconditionFailed
-    assert store._classify(error(404)) is _NotFound
-    assert store._classify(error(404, "NoSuchBucket")) is _AccessDenied  # the code wins
-    assert store._classify(error(400, "SlowDown")) is _Transient
+        assert store._classify(error(status)) is Transient
+    assert store._classify(error(403)) is AccessDenied
+    assert store._classify(error(412)) is PreconditionFailed
+    assert store._classify(error(404)) is NotFound
+    assert store._classify(error(404, "NoSuchBucket")) is AccessDenied  # the code wins
+    assert store._classify(error(400, "SlowDown")) is Transient

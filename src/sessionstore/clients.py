@@ -68,10 +68,7 @@ class ClientStore(ObjectSessionStore):
 
     def _serves_sync(self) -> bool:
         # An injected client is an async one: sync calls then go through it too.
-        return (
-            self._injected is None
-            and type(self)._build_sync_client is not ClientStore._build_sync_client
-        )
+        return self._injected is None and self.capabilities.sync_client
 
     async def _open(self, stack: contextlib.AsyncExitStack) -> Any:
         if self._injected is None:

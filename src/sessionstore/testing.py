@@ -34,7 +34,6 @@ gets a unique prefix, and every object under it is deleted after the test.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import os
@@ -403,23 +402,11 @@ def unique_prefix() -> str:
 async def purge_prefix(store: ObjectSessionStore, *, concurrency: int = 16) -> None:
     """Delete every object under the store's prefix (its own and foreign ones).
 
-    Up to ``concurrency`` deletes run at once. Raises what a delete raises, except
-    that an object already gone is fine.
+    :meth:`ObjectSessionStore.purge_prefix`, up to ``concurrency`` deletes at once,
+    each under the store's retry policy. Raises what a delete raises, except that an
+    object already gone is fine.
     """
-    await store._ensure_open()
-    limit = asyncio.Semaphore(concurrency)
-
-    async def delete(key: str) -> None:
-        async with limit:
-            await store._unless_missing(store._translated(store._delete(key, if_version=None)))
-
-    token: str | None = None
-    while True:
-        page = await store._list_page(store.prefix, page_size=1000, token=token)
-        await asyncio.gather(*(delete(obj.key) for obj in page.objects))
-        token = page.next_token
-        if not token:
-            return
+    await store.purge_prefix(concurrency=concurrency)
 
 
 MakeStore = Callable[..., "ObjectSessionStore"]

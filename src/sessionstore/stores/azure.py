@@ -39,17 +39,19 @@ from azure.storage.blob import ContainerClient as SyncContainerClient
 from sessionstore.clients import ClientStore
 from sessionstore.errors import StoreConfigError
 from sessionstore.provider import (
+    AccessDenied,
+    Capabilities,
+    Condition,
+    Failed,
+    Fault,
     ListedObject,
+    NotFound,
     ObjectInfo,
     Page,
+    PreconditionFailed,
     StoredObject,
     StoreOptions,
-    _AccessDenied,
-    _Failed,
-    _Fault,
-    _NotFound,
-    _PreconditionFailed,
-    _Transient,
+    Transient,
     http_fault,
     redact,
     sync_call,
@@ -70,13 +72,13 @@ __all__ = ["AzureBlobSessionStore"]
 
 ENV_CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
 #: Azure error codes whose meaning the HTTP status alone does not give.
-_CODES: dict[str, type[_Fault]] = {
+_CODES: dict[str, type[Fault]] = {
     **dict.fromkeys(
         ("ContainerNotFound", "AuthenticationFailed", "AuthorizationFailure", "AccountIsDisabled"),
-        _AccessDenied,
+        AccessDenied,
     ),
     **dict.fromkeys(
-        ("ConditionNotMet", "BlobAlreadyExists", "TargetConditionNotMet"), _PreconditionFailed
+        ("ConditionNotMet", "BlobAlreadyExists", "TargetConditionNotMet"), PreconditionFailed
     ),
 }
 _BROKEN_READ = (IncompleteReadError, ServiceResponseError, ServiceRequestError, ConnectionError)
@@ -185,6 +187,7 @@ class AzureBlobSessionStore(ClientStore):
     """
 
     provider = "azure"
+    capabilities = Capabilities(sync_client=True)  # one client per event loop
     url_location = "container"
     url_params: ClassVar[UrlParams] = {"account_url": text, "encryption_scope": text}
 
@@ -315,26 +318,26 @@ class AzureBlobSessionStore(ClientStore):
         if credential is not None:
             credential.close()
 
-    def _classify(self, exc: Exception) -> type[_Fault]:
+    def _classify(self, exc: Exception) -> type[Fault]:
         if isinstance(exc, ClientAuthenticationError):
-            return _AccessDenied
+            return AccessDenied
         if isinstance(exc, HttpResponseError):
             status = exc.status_code
             if status is None and (
                 isinstance(exc, IncompleteReadError) or isinstance(_inner(exc), _BROKEN_READ)
             ):
-                return _Transient  # the body broke off mid-read
+                return Transient  # the body broke off mid-read
             fault = http_fault(status, _code(exc), _CODES)
-            if fault is _Failed and isinstance(exc, ResourceModifiedError):
-                return _PreconditionFailed
-            if fault is _Failed and isinstance(exc, ResourceNotFoundError):
-                return _NotFound
+            if fault is Failed and isinstance(exc, ResourceModifiedError):
+                return PreconditionFailed
+            if fault is Failed and isinstance(exc, ResourceNotFoundError):
+                return NotFound
             return fault
         if isinstance(exc, ServiceRequestError | ServiceResponseError):
-            return _Transient
+            return Transient
         if isinstance(exc, ConnectionError | TimeoutError):
-            return _Transient
-        return _Failed
+            return Transient
+        return Failed
 
     def _error_detail(self, exc: Exception) -> str:
         # Never str(exc): Azure messages can carry request URLs, and so SAS tokens.
@@ -358,16 +361,15 @@ class AzureBlobSessionStore(ClientStore):
         *,
         content_type: str,
         metadata: Mapping[str, str],
-        if_version: str | None,
-        if_absent: bool,
+        condition: Condition,
     ) -> str:
-        kwargs = _if_version(if_version)
+        kwargs = _if_version(condition.version)
         if self.encryption_scope:
             kwargs["encryption_scope"] = self.encryption_scope
         result = await self._request(
             self._container().get_blob_client(key).upload_blob,
             body,
-            overwrite=not if_absent,  # overwrite=False sends If-None-Match: *
+            overwrite=not condition.absent,  # overwrite=False sends If-None-Match: *
             metadata=_to_azure(metadata),
             content_settings=ContentSettings(content_type=content_type),
             **kwargs,
@@ -390,8 +392,8 @@ class AzureBlobSessionStore(ClientStore):
             _etag(props.etag), props.last_modified, _from_azure(props.metadata), props.size
         )
 
-    async def _delete(self, key: str, *, if_version: str | None) -> None:
-        await self._request(self._container().delete_blob, key, **_if_version(if_version))
+    async def _delete(self, key: str, *, condition: Condition) -> None:
+        await self._request(self._container().delete_blob, key, **_if_version(condition.version))
 
     async def _list_page(self, prefix: str, *, page_size: int, token: str | None) -> Page:
         pager = (

@@ -55,23 +55,24 @@ import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Unpack
+from typing import ClassVar, Unpack
 
 from sessionstore.base import ObjectSessionStore
 from sessionstore.errors import StoreConfigError
 from sessionstore.keys import SUFFIX
 from sessionstore.provider import (
+    AccessDenied,
+    Capabilities,
+    Condition,
+    Failed,
+    Fault,
     ListedObject,
+    NotFound,
     ObjectInfo,
     Page,
     StoredObject,
     StoreOptions,
-    _AccessDenied,
-    _Failed,
-    _Fault,
-    _NotFound,
-    _PreconditionFailed,
-    _Transient,
+    Transient,
 )
 from sessionstore.urlparams import UrlParams
 
@@ -226,7 +227,9 @@ class FileSessionStore(ObjectSessionStore):
             or a base option is bad.
     """
 
-    client_follows_loop = False  # no client: worker threads of the running loop
+    # no client (worker threads of the running loop); a sync API on the caller's thread
+    capabilities = Capabilities(sync_client=True, client_follows_loop=False)
+    url_path = "directory"
 
     provider = "file"
     url_params: ClassVar[UrlParams] = {"file_mode": octal_mode}
@@ -249,32 +252,19 @@ class FileSessionStore(ObjectSessionStore):
         # An explicit mode is set exactly; the default one is narrowed by the umask.
         self._exact = explicit is not None
 
-    @classmethod
-    def _url_arguments(
-        cls, scheme: str, host: str, path: str, url: str
-    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """``file:///abs/dir`` or ``file:relative/dir``: the path is the root."""
-        if host not in ("", "localhost"):
-            raise StoreConfigError(
-                f"file URL {url!r} names host {host!r}; use file:///abs/path or file:relative/path"
-            )
-        if not path:
-            raise StoreConfigError(f"file URL {url!r} has no directory")
-        return (path,), {}
-
     @property
     def location(self) -> str:
         """The root directory as a ``file://`` URL."""
         return self.root.as_uri()
 
-    def _classify(self, exc: Exception) -> type[_Fault]:
+    def _classify(self, exc: Exception) -> type[Fault]:
         if isinstance(exc, FileNotFoundError):
-            return _NotFound
+            return NotFound
         if isinstance(exc, PermissionError):
-            return _AccessDenied
+            return AccessDenied
         if isinstance(exc, OSError) and exc.errno in (errno.EAGAIN, errno.EINTR, errno.EBUSY):
-            return _Transient
-        return _Failed
+            return Transient
+        return Failed
 
     def _error_detail(self, exc: Exception) -> str:
         if isinstance(exc, OSError):
@@ -347,7 +337,7 @@ class FileSessionStore(ObjectSessionStore):
         finally:
             os.close(fd)  # closing the descriptor releases the lock
 
-    def _put_sync(self, key: str, body: bytes, if_version: str | None, if_absent: bool) -> str:
+    def _put_sync(self, key: str, body: bytes, condition: Condition) -> str:
         path = self._path(key)
         self._make_directories(path.parent)
         with self._locked(path.parent):
@@ -355,10 +345,7 @@ class FileSessionStore(ObjectSessionStore):
                 current: os.stat_result | None = os.stat(path)
             except FileNotFoundError:
                 current = None
-            if if_absent and current is not None:
-                raise _PreconditionFailed("exists")
-            if if_version is not None and (current is None or _version(current) != if_version):
-                raise _PreconditionFailed("version mismatch")
+            condition.require(None if current is None else _version(current))
             # Strictly after the replaced file's time: a version token never repeats.
             mtime = max(time.time_ns(), current.st_mtime_ns + 1 if current else 0)
             tmp = path.parent / _TMP_NAME
@@ -393,10 +380,9 @@ class FileSessionStore(ObjectSessionStore):
         *,
         content_type: str,
         metadata: Mapping[str, str],
-        if_version: str | None,
-        if_absent: bool,
+        condition: Condition,
     ) -> str:
-        return await self._blocking(self._put_sync, key, body, if_version, if_absent)
+        return await self._blocking(self._put_sync, key, body, condition)
 
     def _get_sync(self, key: str) -> StoredObject:
         with open(self._path(key), "rb") as f:
@@ -412,16 +398,16 @@ class FileSessionStore(ObjectSessionStore):
         # A stat: existence and version, whatever the size (only a load enforces it).
         return _info(await self._blocking(os.stat, self._path(key)))
 
-    def _delete_sync(self, key: str, if_version: str | None) -> None:
+    def _delete_sync(self, key: str, condition: Condition) -> None:
         path = self._path(key)
         # No directory: FileNotFoundError from the lock, which means absent.
         with self._locked(path.parent):
-            if if_version is not None and _version(os.stat(path)) != if_version:
-                raise _PreconditionFailed("version mismatch")
+            if condition.version is not None:
+                condition.require(_version(os.stat(path)))
             path.unlink()
 
-    async def _delete(self, key: str, *, if_version: str | None) -> None:
-        await self._blocking(self._delete_sync, key, if_version)
+    async def _delete(self, key: str, *, condition: Condition) -> None:
+        await self._blocking(self._delete_sync, key, condition)
 
     def _list_sync(self, prefix: str, page_size: int, token: str | None) -> Page:
         entries = _walk(str(self.root / prefix), "", 0)

@@ -29,16 +29,18 @@ from sessionstore.clients import ClientStore
 from sessionstore.deadline import remaining
 from sessionstore.errors import StoreConfigError
 from sessionstore.provider import (
+    AccessDenied,
+    Capabilities,
+    Condition,
+    Failed,
+    Fault,
     ListedObject,
     ObjectInfo,
     Page,
+    PreconditionFailed,
     StoredObject,
     StoreOptions,
-    _AccessDenied,
-    _Failed,
-    _Fault,
-    _PreconditionFailed,
-    _Transient,
+    Transient,
     http_fault,
 )
 from sessionstore.urlparams import POOL, TIMEOUT, UrlParams, text
@@ -78,7 +80,8 @@ class GCSSessionStore(ClientStore):
         StoreConfigError: an empty bucket name or a bad option.
     """
 
-    client_follows_loop = False  # a thread pool and requests: it serves any event loop
+    # a thread pool and requests: one client serves every event loop and the sync API
+    capabilities = Capabilities(sync_client=True, client_follows_loop=False)
 
     provider = "gcs"
     url_location = "bucket"
@@ -193,20 +196,20 @@ class GCSSessionStore(ClientStore):
         left = remaining()
         return self.timeout if left is None else max(0.001, min(self.timeout, left))
 
-    def _classify(self, exc: Exception) -> type[_Fault]:
+    def _classify(self, exc: Exception) -> type[Fault]:
         if isinstance(exc, gexc.GoogleAPICallError):
             # Real GCS says "The specified bucket does not exist." for a missing bucket
             # and "No such object: ..." for a missing object; fake-gcs-server says only
             # "Not Found" for both (so there a missing bucket reads as a missing object,
             # except on save and list, which the base maps to StoreAccessError).
             if exc.code == 404 and "bucket does not exist" in _reason(exc).lower():
-                return _AccessDenied
+                return AccessDenied
             return http_fault(exc.code)
         if isinstance(exc, _ACCESS_ERRORS):
-            return _AccessDenied
+            return AccessDenied
         if isinstance(exc, _TRANSIENT_ERRORS):
-            return _Transient
-        return _Failed
+            return Transient
+        return Failed
 
     def _error_detail(self, exc: Exception) -> str:
         if isinstance(exc, gexc.GoogleAPICallError):
@@ -238,10 +241,9 @@ class GCSSessionStore(ClientStore):
         *,
         content_type: str,
         metadata: Mapping[str, str],
-        if_version: str | None,
-        if_absent: bool,
+        condition: Condition,
     ) -> str:
-        match = 0 if if_absent else _generation(if_version)
+        match = 0 if condition.absent else _generation(condition.version)
         return await self._blocking(self._put_sync, key, body, content_type, metadata, match)
 
     def _get_sync(self, key: str) -> StoredObject:
@@ -285,11 +287,11 @@ class GCSSessionStore(ClientStore):
     async def _head(self, key: str) -> ObjectInfo:
         return await self._blocking(self._head_sync, key)
 
-    async def _delete(self, key: str, *, if_version: str | None) -> None:
+    async def _delete(self, key: str, *, condition: Condition) -> None:
         blob = self._blob(key)
         await self._blocking(
             blob.delete,
-            if_generation_match=_generation(if_version),
+            if_generation_match=_generation(condition.version),
             retry=None,
             timeout=self._timeout(),
         )
@@ -319,7 +321,7 @@ def _generation(version: str | None) -> int | None:
     if version is None:
         return None
     if not version.isdigit():
-        raise _PreconditionFailed(f"{version!r} is not a GCS generation")
+        raise PreconditionFailed(f"{version!r} is not a GCS generation")
     return int(version)
 
 

@@ -11,13 +11,14 @@ from typing import ClassVar, Unpack
 
 from sessionstore.base import ObjectSessionStore
 from sessionstore.provider import (
+    Capabilities,
+    Condition,
     ListedObject,
+    NotFound,
     ObjectInfo,
     Page,
     StoredObject,
     StoreOptions,
-    _NotFound,
-    _PreconditionFailed,
 )
 from sessionstore.urlparams import SESSIONS, UrlParams
 
@@ -43,7 +44,7 @@ class MemorySessionStore(ObjectSessionStore):
         StoreConfigError: ``max_size`` is not an int in 1..10**9, or a base option is bad.
     """
 
-    client_follows_loop = False  # no client
+    capabilities = Capabilities(client_follows_loop=False, shared_across_processes=False)
 
     provider = "memory"
     url_params: ClassVar[UrlParams] = {"max_size": SESSIONS}
@@ -72,7 +73,7 @@ class MemorySessionStore(ObjectSessionStore):
         try:
             entry = self._objects[key]
         except KeyError:
-            raise _NotFound(key) from None
+            raise NotFound(key) from None
         self._objects.move_to_end(key)
         return entry
 
@@ -83,14 +84,10 @@ class MemorySessionStore(ObjectSessionStore):
         *,
         content_type: str,
         metadata: Mapping[str, str],
-        if_version: str | None,
-        if_absent: bool,
+        condition: Condition,
     ) -> str:
         current = self._objects.get(key)
-        if if_absent and current is not None:
-            raise _PreconditionFailed("exists")
-        if if_version is not None and (current is None or current.info.version != if_version):
-            raise _PreconditionFailed("version mismatch")
+        condition.require(None if current is None else current.info.version)
         version = str(next(self._counter))
         info = ObjectInfo(version, datetime.now(UTC), dict(metadata), len(body))
         self._objects[key] = _Entry(body, info)
@@ -108,20 +105,21 @@ class MemorySessionStore(ObjectSessionStore):
     async def _head(self, key: str) -> ObjectInfo:
         entry = self._objects.get(key)
         if entry is None:
-            raise _NotFound(key)
+            raise NotFound(key)
         return entry.info
 
-    async def _delete(self, key: str, *, if_version: str | None) -> None:
+    async def _delete(self, key: str, *, condition: Condition) -> None:
         current = self._objects.get(key)
         if current is None:
-            raise _NotFound(key)
-        if if_version is not None and current.info.version != if_version:
-            raise _PreconditionFailed("version mismatch")
+            raise NotFound(key)
+        condition.require(current.info.version)
         del self._objects[key]
 
     async def _list_page(self, prefix: str, *, page_size: int, token: str | None) -> Page:
         keys = sorted(
-            k for k in self._objects if k.startswith(prefix) and (token is None or k > token)
+            k
+            for k in self._objects
+            if k.startswith(prefix) and "/" not in k[len(prefix) :] and (token is None or k > token)
         )
         chunk = keys[:page_size]
         infos = [self._objects[k].info for k in chunk]

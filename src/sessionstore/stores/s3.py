@@ -36,17 +36,19 @@ from botocore.utils import validate_region_name
 from sessionstore.clients import ClientStore
 from sessionstore.errors import StoreConfigError
 from sessionstore.provider import (
+    AccessDenied,
+    Capabilities,
+    Condition,
+    Failed,
+    Fault,
     ListedObject,
+    NotFound,
     ObjectInfo,
     Page,
+    PreconditionFailed,
     StoredObject,
     StoreOptions,
-    _AccessDenied,
-    _Failed,
-    _Fault,
-    _NotFound,
-    _PreconditionFailed,
-    _Transient,
+    Transient,
     http_fault,
     sync_call,
 )
@@ -60,7 +62,7 @@ if importlib.util.find_spec("aiobotocore") is None:
     raise ModuleNotFoundError("No module named 'aiobotocore'", name="aiobotocore")
 
 #: S3 error codes whose meaning the HTTP status alone does not give.
-_CODES: dict[str, type[_Fault]] = {
+_CODES: dict[str, type[Fault]] = {
     **dict.fromkeys(
         (
             "SlowDown",
@@ -72,7 +74,7 @@ _CODES: dict[str, type[_Fault]] = {
             "ConditionalRequestConflict",
             "OperationAborted",
         ),
-        _Transient,
+        Transient,
     ),
     **dict.fromkeys(
         (
@@ -86,10 +88,10 @@ _CODES: dict[str, type[_Fault]] = {
             "AccountProblem",
             "RequestTimeTooSkewed",  # a 403 that no retry fixes: the clock is wrong
         ),
-        _AccessDenied,
+        AccessDenied,
     ),
-    **dict.fromkeys(("NoSuchKey", "NotFound", "404"), _NotFound),
-    **dict.fromkeys(("PreconditionFailed", "412"), _PreconditionFailed),
+    **dict.fromkeys(("NoSuchKey", "NotFound", "404"), NotFound),
+    **dict.fromkeys(("PreconditionFailed", "412"), PreconditionFailed),
 }
 # The fixes for settings botocore refuses (values are not echoed: they may come from
 # a URL's query or the environment).
@@ -134,6 +136,7 @@ class S3SessionStore(ClientStore):
     """
 
     provider = "s3"
+    capabilities = Capabilities(sync_client=True)  # one client per event loop
     url_location = "bucket"
     url_params: ClassVar[UrlParams] = {
         "region": text,
@@ -262,20 +265,20 @@ class S3SessionStore(ClientStore):
         hint = _REGION_HINT if isinstance(exc, InvalidRegionError) else _ENDPOINT_HINT
         return StoreConfigError(f"s3 {self.location}: {hint}")
 
-    def _classify(self, exc: Exception) -> type[_Fault]:
+    def _classify(self, exc: Exception) -> type[Fault]:
         if isinstance(exc, ClientError):
             code = str(exc.response.get("Error", {}).get("Code", ""))
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             return http_fault(status, code, _CODES)
         if isinstance(exc, _TRANSIENT_ERRORS):
-            return _Transient
+            return Transient
         if isinstance(exc, NoCredentialsError):
-            return _AccessDenied
+            return AccessDenied
         # aiohttp's errors (ClientConnectionError, ServerDisconnectedError, payload
         # errors) reach us unwrapped when a connection breaks mid-body.
         if type(exc).__module__.startswith("aiohttp"):
-            return _Transient
-        return _Failed
+            return Transient
+        return Failed
 
     def _error_detail(self, exc: Exception) -> str:
         if isinstance(exc, ClientError):
@@ -297,13 +300,12 @@ class S3SessionStore(ClientStore):
         *,
         content_type: str,
         metadata: Mapping[str, str],
-        if_version: str | None,
-        if_absent: bool,
+        condition: Condition,
     ) -> str:
         kwargs: dict[str, Any] = dict(self._put_extra)
-        if if_version is not None:
-            kwargs["IfMatch"] = if_version
-        elif if_absent:
+        if condition.version is not None:
+            kwargs["IfMatch"] = condition.version
+        elif condition.absent:
             kwargs["IfNoneMatch"] = "*"
         response = await self._request(
             self._client.put_object,
@@ -332,10 +334,10 @@ class S3SessionStore(ClientStore):
     async def _head(self, key: str) -> ObjectInfo:
         return _info(await self._request(self._client.head_object, Bucket=self.bucket, Key=key))
 
-    async def _delete(self, key: str, *, if_version: str | None) -> None:
+    async def _delete(self, key: str, *, condition: Condition) -> None:
         kwargs: dict[str, Any] = {}
-        if if_version is not None:
-            kwargs["IfMatch"] = if_version
+        if condition.version is not None:
+            kwargs["IfMatch"] = condition.version
         await self._request(self._client.delete_object, Bucket=self.bucket, Key=key, **kwargs)
 
     async def _list_page(self, prefix: str, *, page_size: int, token: str | None) -> Page:
