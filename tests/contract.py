@@ -1482,7 +1482,7 @@ class SyncStoreContract(StoreContract):
             sync = SyncSessionStore(make_async_store())
             sync.save(f"dropped-{i}", snapshot(tick=i))
             assert sync.load(f"dropped-{i}") == snapshot(tick=i)
-            runners.append(sync._runner)
+            runners.append(getattr(sync._runner, "loop_thread", None))
             dropped.append(weakref.ref(sync))
             del sync
         gc.collect()

@@ -34,7 +34,7 @@ from sessionstore import (
 )
 from sessionstore.deadline import remaining
 from sessionstore.provider import Condition
-from sessionstore.sync import _run_here
+from sessionstore.runners import _run_here
 from tests.contract import AsyncStoreContract, MakeStore, SyncStoreContract, snapshot
 
 FAST = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.01, deadline=30)

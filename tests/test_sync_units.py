@@ -28,7 +28,7 @@ from sessionstore import (
     SyncSessionStore,
     open_store_sync,
 )
-from sessionstore.sync import _live, _LoopThread
+from sessionstore.runners import OnLoopThread, _live, _LoopThread
 from tests.contract import snapshot
 
 #: How long a blocked close waits for the test to release it. Only a regression ever
@@ -186,13 +186,20 @@ class Closing(MemorySessionStore):
         await super().aclose()
 
 
+def on_loop_thread(sync: SyncSessionStore) -> OnLoopThread:
+    """The runner of a sync store served by a loop thread."""
+    assert isinstance(sync._runner, OnLoopThread)
+    return sync._runner
+
+
 def gated() -> tuple[Closing, SyncSessionStore, _LoopThread]:
     """A sync store served by its loop thread, whose close waits until the test lets it."""
     store = Closing(gate=True)
     sync = SyncSessionStore(store)
     sync.save("s", snapshot(tick=1))  # starts the loop thread
-    assert sync._runner is not None
-    return store, sync, sync._runner
+    runner = on_loop_thread(sync).loop_thread
+    assert runner is not None
+    return store, sync, runner
 
 
 def test_the_loop_thread_is_a_named_daemon_and_close_ends_it() -> None:
@@ -200,7 +207,7 @@ def test_the_loop_thread_is_a_named_daemon_and_close_ends_it() -> None:
     sync = SyncSessionStore(store)
     assert not sync.on_callers_thread
     sync.save("s", snapshot(tick=1))
-    runner = sync._runner
+    runner = on_loop_thread(sync).loop_thread
     assert runner is not None
     assert runner.thread.name == "sessionstore-sync"
     assert runner.thread.daemon  # never keeps the process alive at exit
@@ -208,9 +215,9 @@ def test_the_loop_thread_is_a_named_daemon_and_close_ends_it() -> None:
     sync.close()
     assert store.closed_on == [runner.thread]  # closed on the loop it lives on...
     assert not runner.thread.is_alive()  # ...before close() returns
-    assert runner not in _live and sync._runner is None
+    assert runner not in _live and on_loop_thread(sync).loop_thread is None
     assert sync.load("s") == snapshot(tick=1)  # usable again: a new loop thread
-    assert sync._runner is not None and sync._runner is not runner
+    assert on_loop_thread(sync).loop_thread not in (None, runner)
     sync.close()
 
 
@@ -253,13 +260,13 @@ def test_a_forked_child_forgets_the_parents_loop_thread() -> None:
     store = Closing()
     sync = SyncSessionStore(store)
     sync.save("s", snapshot(tick=1))
-    parents, finalizer = sync._runner, sync._finalizer
+    parents, finalizer = on_loop_thread(sync).loop_thread, on_loop_thread(sync)._finalizer
     assert parents is not None and finalizer is not None
     sync._forked()
     parents.stop()  # in a real child that thread is gone; here it still runs
-    assert sync._runner is None and not finalizer.alive
+    assert on_loop_thread(sync).loop_thread is None and not finalizer.alive
     assert sync.load("s") == snapshot(tick=1)  # served by a loop thread of its own
-    assert sync._runner is not None and sync._runner is not parents
+    assert on_loop_thread(sync).loop_thread not in (None, parents)
     sync.close()
     unused = SyncSessionStore(Closing())
     unused.save("s", snapshot(tick=1))

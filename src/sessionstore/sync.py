@@ -1,7 +1,8 @@
 """SyncSessionStore: the store's API for synchronous code (Lambda, Flask, Django, scripts).
 
 The store's logic is written once, as coroutines; a :class:`SyncSessionStore` runs them
-in one of two ways (docs/DESIGN.md, "Event loops, the sync API and deadlines"):
+through one of two runners (:mod:`sessionstore.runners`; docs/DESIGN.md, "Event loops,
+the sync API and deadlines"), chosen once, when it wraps the store:
 
 - **On the caller's thread** (every built-in cloud store and the file store): each call
   runs on a private event loop of the calling thread, marked as a sync-API call
@@ -25,22 +26,13 @@ through the other.
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import contextlib
-import contextvars
-import logging
-import threading
-import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
-from sessionstore.errors import StoreUnavailableError
-from sessionstore.forks import at_fork_in_child, renew_in_child
-from sessionstore.provider import SYNC_CALL
+from sessionstore.forks import renew_in_child
+from sessionstore.runners import OnCallersThread, OnLoopThread, Runner
 from sessionstore.types import SessionInfo, SessionSnapshot, Versioned
 from sessionstore.url import open_store
 
@@ -50,176 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["SyncSessionStore", "open_store_sync"]
 
 T = TypeVar("T")
-_log = logging.getLogger("sessionstore")
-
-#: How long interpreter exit waits for an unclosed store to close its client.
-_EXIT_CLOSE_TIMEOUT = 10.0
-
-
-class _OwnLoop:
-    """A thread's private event loop, closed when the thread ends (or at exit)."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-
-    def __del__(self) -> None:
-        self.loop.close()
-
-
-class _ThreadLoops(threading.local):
-    own: _OwnLoop | None = None
-
-
-_thread_loops = _ThreadLoops()
-
-
-@atexit.register
-def _close_main_loop() -> None:
-    # Thread-local data of the main thread outlives atexit: close its loop here, after
-    # ending the async generators it runs (a sync iterator kept until exit), so that
-    # none is left to finalize on a closed loop.
-    own, _thread_loops.own = _thread_loops.own, None
-    if own is not None:
-        with contextlib.suppress(Exception):
-            own.loop.run_until_complete(own.loop.shutdown_asyncgens())
-        own.loop.close()
-
-
-def _run_here(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a store call on this thread's private loop, marked as a sync-API call."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:  # called from async code: this thread's loop is busy; block it, as boto3 would
-        context = contextvars.copy_context()
-        with ThreadPoolExecutor(1, thread_name_prefix="sessionstore-sync") as pool:
-            done: Future[T] = pool.submit(context.run, _run_here, coro)  # type: ignore[arg-type]
-            return done.result()
-    own = _thread_loops.own
-    if own is None:
-        own = _thread_loops.own = _OwnLoop()
-    loop = own.loop
-    token = SYNC_CALL.set(True)
-    try:
-        task = loop.create_task(coro)  # it copies the context, and so the mark
-    finally:
-        SYNC_CALL.reset(token)
-    try:
-        return loop.run_until_complete(task)
-    except BaseException:
-        # Interrupted (KeyboardInterrupt from a signal handler): the call must end
-        # here, not resume inside the thread's next call and write after all.
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                loop.run_until_complete(task)
-        elif not task.cancelled():
-            # The interrupt was raised inside the task, which holds it too: it is
-            # this exception, already on its way to the caller. Marked as retrieved,
-            # so that asyncio does not report it again when the task is collected.
-            task.exception()
-        raise
-
-
-class _LoopThread:
-    """One event loop running ``store``'s calls in a daemon thread until :meth:`stop`."""
-
-    def __init__(self, store: ObjectSessionStore) -> None:
-        self.store = store
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopped: asyncio.Future[None] | None = None
-        self._failure: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="sessionstore-sync", daemon=True)
-        try:
-            self.thread.start()
-        except RuntimeError as exc:  # no thread left (a process or memory limit)
-            raise StoreUnavailableError(
-                f"{store!r}: cannot start the sync API's event loop thread ({exc})"
-            ) from exc
-        self._ready.wait()
-        if self._loop is None:  # the loop never started (no file descriptor left, ...)
-            failure = self._failure
-            raise StoreUnavailableError(
-                f"{store!r}: cannot start the sync API's event loop"
-                f" ({type(failure).__name__}: {failure})"
-            ) from failure
-        with _live_lock:
-            _live.add(self)
-
-    def _run(self) -> None:
-        serve = self._serve()
-        try:
-            asyncio.run(serve)
-        except BaseException as exc:  # handed to the thread that waits in __init__
-            serve.close()  # never awaited if the loop could not be made
-            self._failure = exc
-        finally:
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stopped = self._loop.create_future()
-        self._ready.set()
-        await self._stopped
-        # Close the store's client on the loop it lives on; asyncio.run then ends the
-        # loop's async generators and executor threads. Nothing is printed from here,
-        # which may run at interpreter exit.
-        try:
-            await self.store.aclose()
-        except Exception as exc:
-            _log.debug("sessionstore: closing %r: %r", self.store, exc)
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self._loop)
-
-    def stop(self, timeout: float | None = None, *, wait: bool = True) -> None:
-        """Close the store on the loop, end the loop and its thread.
-
-        With ``wait=False`` (a finalizer, which may run on that very thread) the
-        thread is told to end and not waited for.
-        """
-        with _live_lock:
-            _live.discard(self)
-        loop, stopped = self._loop, self._stopped
-        assert loop is not None and stopped is not None
-
-        def stop_now() -> None:
-            if not stopped.done():
-                stopped.set_result(None)
-
-        try:
-            loop.call_soon_threadsafe(stop_now)
-        except RuntimeError:  # the loop has already ended
-            return
-        if wait:
-            self.thread.join(timeout)
-
-
-#: Loop threads still running, stopped at interpreter exit (like an unclosed boto3
-#: client, a SyncSessionStore that is never closed keeps its thread until then).
-_live: set[_LoopThread] = set()
-_live_lock = threading.Lock()
-
-
-@atexit.register
-def _stop_at_exit() -> None:
-    with _live_lock:
-        running = list(_live)
-    for runner in running:
-        runner.stop(timeout=_EXIT_CLOSE_TIMEOUT)
-
-
-@at_fork_in_child
-def _after_fork_in_child() -> None:
-    # Only the forking thread lives on in the child: other threads' loops and the loop
-    # threads are gone (each SyncSessionStore forgets its own in _forked).
-    global _live_lock
-    _thread_loops.own = None
-    _live_lock = threading.Lock()
-    _live.clear()
 
 
 class SyncSessionStore:
@@ -236,61 +58,26 @@ class SyncSessionStore:
 
     def __init__(self, store: ObjectSessionStore) -> None:
         self.store = store
-        self._lock = threading.Lock()
-        self._runner: _LoopThread | None = None
-        #: Whether calls run on the caller's thread with the sync SDK (see the module).
-        self.on_callers_thread = store._serves_sync()
-        #: Stops the loop thread when this instance is garbage-collected unclosed.
-        self._finalizer: weakref.finalize[..., Any] | None = None
+        self._runner: Runner = (
+            OnCallersThread(store) if store._serves_sync() else OnLoopThread(store)
+        )
         renew_in_child(self)
 
+    @property
+    def on_callers_thread(self) -> bool:
+        """Whether calls run on the caller's thread with the sync SDK (see the module)."""
+        return self._runner.on_callers_thread
+
     def _forked(self) -> None:
-        """In a forked child: forget the parent's loop thread (the store renews itself)."""
-        self._lock = threading.Lock()
-        self._runner = None  # its thread did not survive the fork
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
+        """In a forked child (:mod:`sessionstore.forks`): the runner forgets what the
+        parent's threads ran for it (the store renews itself)."""
+        self._runner.forked()
 
     # ------------------------------------------------------------------ running
 
-    def _loop_thread(self) -> _LoopThread:
-        runner = self._runner
-        if runner is not None:
-            return runner
-        with self._lock:
-            if self._runner is None:
-                runner = self._runner = _LoopThread(self.store)
-                # Dropped without close(): the thread, its loop (and the loop's file
-                # descriptors) end with this instance. The runner never refers back to
-                # it, so nothing keeps an unreferenced SyncSessionStore alive.
-                self._finalizer = weakref.finalize(self, runner.stop, wait=False)
-                self._finalizer.atexit = False  # exit stops every runner (_stop_at_exit)
-            return self._runner
-
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` as a sync-API call and wait for its result or error."""
-        if self.on_callers_thread:
-            return _run_here(coro)
-        try:
-            runner = self._loop_thread()
-        except BaseException:
-            coro.close()  # never started: nothing to report at exit
-            raise
-        if threading.current_thread() is runner.thread:
-            coro.close()
-            raise RuntimeError(
-                "a SyncSessionStore was called from its own event loop thread; use the"
-                " async store (SyncSessionStore.store) there"
-            )
-        # The caller's context (and so its sessionstore.deadline) travels with the call:
-        # run_coroutine_threadsafe schedules it with the calling thread's context.
-        future = runner.submit(coro)
-        try:
-            return future.result()
-        except BaseException:
-            future.cancel()  # e.g. KeyboardInterrupt while waiting: stop the call too
-            raise
+        return self._runner.run(coro)
 
     def _iterate(self, iterator: AsyncIterator[T], chunk: int) -> Iterator[T]:
         items = cast(AsyncGenerator[T, None], iterator)
@@ -405,16 +192,7 @@ class SyncSessionStore:
 
         The store may be used again afterwards: the next call opens them again.
         """
-        if self.on_callers_thread:
-            self._run(self.store.aclose())
-            return
-        with self._lock:
-            runner, self._runner = self._runner, None
-            finalizer, self._finalizer = self._finalizer, None
-        if finalizer is not None:
-            finalizer.detach()
-        if runner is not None:
-            runner.stop()
+        self._runner.close()
 
     def __enter__(self) -> Self:
         """Open the store (so a bad setting fails here, mapped like any operation)."""
