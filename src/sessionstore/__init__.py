@@ -1,8 +1,9 @@
 """sessionstore: durable homes for AI-agent session snapshots.
 
-The cloud stores (``S3SessionStore``, ``GCSSessionStore``, ``AzureBlobSessionStore``,
-every store of :mod:`sessionstore.registry` that needs an extra) are imported on first
-access, so ``import sessionstore`` loads no cloud SDK.
+The cloud stores (``S3SessionStore``, ``GCSSessionStore``, ``AzureBlobSessionStore``:
+every built-in store of :mod:`sessionstore.registry` that needs an extra) are imported
+on first access, so ``import sessionstore`` loads no cloud SDK (nor reads the entry
+points of third-party providers, which are opened by URL only).
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ _LAZY = lazy_classes()
 
 
 def __getattr__(name: str) -> Any:
-    """Import a cloud store on first access (PEP 562); the registry names them."""
+    """Import a cloud store on first access (PEP 562); the registry's built-in table
+    names them."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'sessionstore' has no attribute {name!r}")
