@@ -114,7 +114,11 @@ def test_open_store_builds_the_registered_class(scheme: str) -> None:
 
 @pytest.mark.parametrize(
     ("provider", "emulator"),
-    [("s3", plugin.s3_emulator), ("gcs", plugin.gcs_emulator), ("azure", plugin.azure_emulator)],
+    [
+        ("s3", plugin.localstack_s3_emulator),
+        ("gcs", plugin.fake_gcs_emulator),
+        ("azure", plugin.azurite_emulator),
+    ],
 )
 def test_the_plugin_builds_the_registered_class(provider: str, emulator: object) -> None:
     store = plugin.emulator_store(provider, emulator())  # type: ignore[operator]
