@@ -30,11 +30,11 @@ from benchmarks.handwritten import BY_HAND
 from benchmarks.snapshots import agentick_snapshot
 from sessionstore.testing import (
     Emulator,
-    azure_emulator,
+    azurite_emulator,
     emulator_store,
-    gcs_emulator,
+    fake_gcs_emulator,
+    localstack_s3_emulator,
     purge_prefix,
-    s3_emulator,
 )
 
 SIZES = {"10 KB": 10_000, "1 MB": 1_000_000}
@@ -197,7 +197,11 @@ def prepare_emulators(providers: str, bucket: str) -> dict[str, Emulator]:
 
     Also points google-cloud-storage at fake-gcs-server (``STORAGE_EMULATOR_HOST``).
     """
-    every = {"s3": s3_emulator(), "gcs": gcs_emulator(), "azure": azure_emulator()}
+    every = {
+        "s3": localstack_s3_emulator(),
+        "gcs": fake_gcs_emulator(),
+        "azure": azurite_emulator(),
+    }
     emulators = {p: dataclasses.replace(every[p], bucket=bucket) for p in providers.split(",")}
     os.environ.setdefault("STORAGE_EMULATOR_HOST", every["gcs"].endpoint)
     for provider, emulator in emulators.items():

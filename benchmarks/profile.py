@@ -27,9 +27,9 @@ from typing import Any
 
 from benchmarks.ops import SIZES, cpu_seconds, run_batch, side_by_side
 from benchmarks.snapshots import agentick_snapshot
-from sessionstore.testing import azure_emulator, gcs_emulator, s3_emulator
+from sessionstore.testing import azurite_emulator, fake_gcs_emulator, localstack_s3_emulator
 
-EMULATORS = {"s3": s3_emulator, "gcs": gcs_emulator, "azure": azure_emulator}
+EMULATORS = {"s3": localstack_s3_emulator, "gcs": fake_gcs_emulator, "azure": azurite_emulator}
 
 
 class _Pyinstrument:
@@ -81,7 +81,7 @@ async def profile(
 ) -> dict[str, Any]:
     """Profile ``op`` on store and baseline; return their profilers by name."""
     emulator = EMULATORS[provider]()
-    os.environ.setdefault("STORAGE_EMULATOR_HOST", gcs_emulator().endpoint)
+    os.environ.setdefault("STORAGE_EMULATOR_HOST", fake_gcs_emulator().endpoint)
     snapshot = agentick_snapshot(SIZES[size])
     ids = [f"s{i}" for i in range(ops)]
     profilers = {}

@@ -351,7 +351,7 @@ def test_a_configured_endpoint_is_used_as_it_is(
     project.makepyfile(GCS_TEST)
     result = project.runpytest_subprocess("--sessionstore-localcloud=require")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([f"*fake-gcs-server does not answer at *:{taken_port}*"])
+    result.stdout.fnmatch_lines([f"*the fake_gcs emulator does not answer at *:{taken_port}*"])
     assert not run_dir.exists()
 
 

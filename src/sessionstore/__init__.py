@@ -1,8 +1,9 @@
 """sessionstore: durable homes for AI-agent session snapshots.
 
-The cloud stores (``S3SessionStore``, ``GCSSessionStore``, ``AzureBlobSessionStore``,
-every store of :mod:`sessionstore.registry` that needs an extra) are imported on first
-access, so ``import sessionstore`` loads no cloud SDK.
+Every built-in store of :mod:`sessionstore.registry` but the file and memory stores
+(the cloud stores, ``SQLiteSessionStore``) is imported on first access, so
+``import sessionstore`` loads no cloud SDK (nor reads the entry
+points of third-party providers, which are opened by URL only).
 """
 
 from __future__ import annotations
@@ -71,10 +72,12 @@ __all__ = [
 ]
 
 _LAZY = lazy_classes()
+__all__ += sorted(name for name in _LAZY if name not in __all__)  # a new built-in store
 
 
 def __getattr__(name: str) -> Any:
-    """Import a cloud store on first access (PEP 562); the registry names them."""
+    """Import a built-in store on first access (PEP 562); the registry's built-in table
+    names them."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'sessionstore' has no attribute {name!r}")

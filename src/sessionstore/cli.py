@@ -1,9 +1,10 @@
 """The ``sessionstore`` command: inspect, copy and migrate session stores by URL.
 
-Every command takes store URLs as :func:`sessionstore.open_store` does (``s3://``,
-``gs://``, ``az://``, ``file:``, ``memory://``). Exit codes: 0 ok; 1 some sessions
-failed or were not found; 2 a usage or configuration error (a bad id or snapshot too);
-3 access refused (credentials, missing bucket); 4 the store is unavailable.
+Every command takes store URLs as :func:`sessionstore.open_store` does (any scheme of
+:mod:`sessionstore.registry`; ``sessionstore --help`` lists them). Exit codes: 0 ok;
+1 some sessions failed or were not found; 2 a usage or configuration error (a bad id
+or snapshot too); 3 access refused (credentials, missing bucket); 4 the store is
+unavailable.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from sessionstore.copy import CopyReport, copy_sessions
 from sessionstore.demo import run_demo
 from sessionstore.errors import SessionStoreError, StoreConfigError
 from sessionstore.exitcodes import exit_code
+from sessionstore.registry import scheme_list
 from sessionstore.types import SessionInfo
 from sessionstore.url import open_store
 
@@ -194,9 +195,24 @@ def stat_lines(infos: Iterable[SessionInfo], encoding: str = "utf-8") -> list[st
     return lines
 
 
+class _Group(click.Group):
+    """A group whose help text's ``{schemes}`` is every scheme of the registry, read only
+    when the help is shown."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Write the help text with the registry's schemes in it."""
+        template = self.help or ""
+        self.help = template.replace("{schemes}", scheme_list())
+        try:
+            super().format_help_text(ctx, formatter)
+        finally:
+            self.help = template
+
+
 @click.group(
-    help="Inspect, copy and migrate session stores by URL (s3://, gs://, az://, file:,"
-    " memory://).\n\nExit codes: 0 ok; 1 some sessions failed or were not found;"
+    cls=_Group,
+    help="Inspect, copy and migrate session stores by URL ({schemes})."
+    "\n\nExit codes: 0 ok; 1 some sessions failed or were not found;"
     " 2 usage or configuration error; 3 access refused; 4 store unavailable.",
     epilog="Example: sessionstore ls s3://my-bucket/sessions/ --long",
     context_settings={"help_option_names": ["-h", "--help"]},

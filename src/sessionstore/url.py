@@ -1,18 +1,13 @@
 """open_store(url): pick and configure a store from a URL (docs/DESIGN.md, "Configuration").
 
-::
-
-    s3://bucket/some/prefix/?region=eu-west-1&endpoint_url=http://127.0.0.1:4566
-    gs://bucket/some/prefix/?project=my-project
-    az://container/some/prefix/?account_url=https://acct.blob.core.windows.net  (or azure://)
-    file:///var/lib/agent/sessions     file:relative/dir
-    memory://
-
-The scheme picks the store class from :mod:`sessionstore.registry`; the class says
-which query parameters it takes and what the URL's host and path mean. Provider
-modules are imported only when their scheme is opened, so ``import sessionstore``
-loads no cloud SDK. Every problem raises :class:`StoreConfigError` with
-the fix in its message; URL query values are never echoed (they could be secrets).
+A store URL is ``<scheme>://<location>/<prefix>/?<parameter>=<value>&...``: the scheme
+picks the store class from :mod:`sessionstore.registry` (:func:`scheme_list
+<sessionstore.registry.scheme_list>` names them all, ``sessionstore --help`` prints
+them, the README shows one URL of each built-in store), and the class says which query
+parameters it takes and what the URL's host and path mean. Provider modules are
+imported only when their scheme is opened, so ``import sessionstore`` loads no cloud
+SDK. Every problem raises :class:`StoreConfigError` with the fix in its message; URL
+query values are never echoed (they could be secrets).
 """
 
 from __future__ import annotations
@@ -22,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from sessionstore.errors import StoreConfigError
-from sessionstore.registry import PROVIDERS
+from sessionstore.registry import PROVIDERS, scheme_list
 from sessionstore.retry import RetryPolicy
 from sessionstore.urlparams import COMMON
 
@@ -64,8 +59,9 @@ def open_store(url: str | None = None, **options: Any) -> ObjectSessionStore:
         )
     provider = PROVIDERS.get(parts.scheme.lower())
     if provider is None:
-        known = ", ".join(f"{name}://" for name in PROVIDERS)
-        raise StoreConfigError(f"unknown store URL scheme in {_safe(url)!r}; use one of: {known}")
+        raise StoreConfigError(
+            f"unknown store URL scheme in {_safe(url)!r}; use one of: {scheme_list()}"
+        )
     cls = provider.load(repr(_safe(url)))
     args, kwargs = cls._url_arguments(
         parts.scheme, unquote(parts.netloc), unquote(parts.path), _safe(url)

@@ -10,7 +10,12 @@ import asyncio
 import logging
 import uuid
 
-from sessionstore.testing import azure_emulator, gcs_emulator, purge_prefix, s3_emulator
+from sessionstore.testing import (
+    azurite_emulator,
+    fake_gcs_emulator,
+    localstack_s3_emulator,
+    purge_prefix,
+)
 from tests.reliability.scenario import build_store, run_faults
 
 SEEDS = (1, 2, 3)
@@ -18,7 +23,11 @@ SEEDS = (1, 2, 3)
 
 async def main() -> None:
     logging.getLogger("sessionstore").setLevel(logging.ERROR)  # no retry warnings
-    emulators = {"s3": s3_emulator(), "gcs": gcs_emulator(), "azure": azure_emulator()}
+    emulators = {
+        "s3": localstack_s3_emulator(),
+        "gcs": fake_gcs_emulator(),
+        "azure": azurite_emulator(),
+    }
     print(
         "| provider | runs | requests | faults: error / reset / lost | operations"
         " | errors | lost | doubled |"
