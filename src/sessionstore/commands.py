@@ -32,7 +32,7 @@ __all__ = ["cli", "ls_lines", "shown_id", "stat_lines"]
 T = TypeVar("T")
 
 
-class _Failed(Exception):
+class _SomeFailed(Exception):
     """A command finished with failures (exit code 1); the message was printed."""
 
 
@@ -44,7 +44,7 @@ def _fail(message: str, code: int) -> None:
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
-    except _Failed:
+    except _SomeFailed:
         raise SystemExit(1) from None
     except SessionStoreError as exc:
         _fail(str(exc), exit_code(exc))
@@ -253,7 +253,7 @@ def get(url: str, session_id: str) -> None:
         snapshot = await store.load(session_id)
         if snapshot is None:
             click.echo(f"sessionstore: {session_id!r} not found in {_shown_url(url)}", err=True)
-            raise _Failed
+            raise _SomeFailed
         # JSON interchange is UTF-8 (RFC 8259): bytes to stdout, not the locale's text.
         click.echo(json.dumps(snapshot, indent=2, ensure_ascii=False).encode())
 
@@ -303,7 +303,7 @@ def rm(url: str, session_ids: tuple[str, ...], yes: bool) -> None:
                 absent += 1
                 click.echo(f"sessionstore: {session_id!r} not found in {_shown_url(url)}", err=True)
         if absent:
-            raise _Failed
+            raise _SomeFailed
 
     _run(_with_store(url, action))
 
@@ -375,10 +375,10 @@ def cp(
 
     async def action() -> None:
         async with open_store(src_url) as src, open_store(dst_url) as dst:
-            if delete_source and dst.provider == "memory":
+            if delete_source and not dst.capabilities.shared_across_processes:
                 raise StoreConfigError(
-                    "--delete-source to memory:// would lose every session when the command"
-                    " exits: copy to a lasting store"
+                    f"--delete-source to {dst.provider}:// would lose every session when the"
+                    " command exits: copy to a lasting store"
                 )
             report = await _copy_with_progress(
                 src, dst, ids or None, concurrency, if_absent, overwrite, delete_source
@@ -390,7 +390,7 @@ def cp(
         if report.failures:
             for session_id, error in report.failures:
                 click.echo(f"failed {session_id!r}: {error}", err=True)
-            raise _Failed
+            raise _SomeFailed
 
     _run(action())
 
