@@ -105,7 +105,7 @@ _EXAMPLES: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
-def _example(scheme: str) -> tuple[str, dict[str, str]]:
+def readme_example(scheme: str) -> tuple[str, dict[str, str]]:
     """A URL of ``scheme`` and the options it needs: the README's first, unless above."""
     if scheme in _EXAMPLES:
         return _EXAMPLES[scheme]
@@ -118,7 +118,7 @@ def _example(scheme: str) -> tuple[str, dict[str, str]]:
 
 @pytest.mark.parametrize("scheme", sorted(BUILTIN_PROVIDERS))
 def test_open_store_builds_the_registered_class(scheme: str) -> None:
-    url, options = _example(scheme)
+    url, options = readme_example(scheme)
     store = open_store(url, **options)
     assert type(store) is BUILTIN_PROVIDERS[scheme].load(url)
 
