@@ -133,6 +133,7 @@ BUILTIN_PROVIDERS: Mapping[str, Provider] = {
     "azure": Provider("sessionstore.stores.azure:AzureBlobSessionStore", "azure", _AZURE),
     "file": Provider("sessionstore.stores.file:FileSessionStore"),
     "memory": Provider("sessionstore.stores.memory:MemorySessionStore"),
+    "sqlite": Provider("sessionstore.stores.sqlite:SQLiteSessionStore"),
 }
 
 
