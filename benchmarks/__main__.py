@@ -20,6 +20,7 @@ from benchmarks import (
     calls,
     codec_table,
     coldstart,
+    local,
     openai_agents,
     ops,
     report,
@@ -86,6 +87,8 @@ def main() -> None:
         "provider_imports": {p: coldstart.provider_imports(p, repeats) for p in emulators},
     }
     results["serverless"] = serverless.measure(emulators, args.quick, ops.say)
+    ops.say("local stores")
+    results["local"] = local.run(args.quick)
     asyncio.run(_cleanup_cold(emulators))
     results["env"] = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmarks import openai_agents, serverless
+from benchmarks import local, openai_agents, serverless
 from benchmarks.ops import Cell
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -261,6 +261,8 @@ def write(results: dict[str, Any], quick: bool, root: Path = ROOT) -> Path:
         out += serverless.section(results["serverless"])
     if results.get("agents"):
         out += ["", *openai_agents.section(**results["agents"])]
+    if results.get("local"):
+        out += ["", *local.section(*results["local"])]
     out += ["", "## Notes", "", *results.get("notes", []), ""]
     out += [
         "## Reproduce",
@@ -271,6 +273,7 @@ def write(results: dict[str, Any], quick: bool, root: Path = ROOT) -> Path:
         ".venv/bin/python -m benchmarks            # ~5 minutes on a quiet machine; --quick: ~2",
         ".venv/bin/python -m benchmarks.profile azure load 10KB [--calls]   # one cell, profiled",
         ".venv/bin/python -m benchmarks.serverless [--quick]   # only the Serverless section",
+        ".venv/bin/python -m benchmarks.local [--quick]   # only the Local stores section",
         "```",
         "",
     ]

@@ -12,6 +12,7 @@ from benchmarks import (
     codec_table,
     coldstart,
     loads_check,
+    local,
     openai_agents,
     ops,
     report,
@@ -139,3 +140,15 @@ async def test_openai_agents_sessions(emulator: tuple[str, Emulator]) -> None:
     assert page.index("## OpenAI Agents SDK sessions") < page.index("## Notes")
     assert "| add_items | 500 items | 2 | 2 |" in page
     assert openai_agents.replace_section(page, lines) == page
+
+
+def test_local_stores_rows_and_section() -> None:
+    results = {kind: local.measure(kind, 2, {"10 KB": 2, "1 MB": 1}) for kind in ("file", "sqlite")}
+    assert all(len(p.a) == len(p.b) == 2 for cells in results.values() for p in cells.values())
+    lines = local.section(results, 2)
+    assert lines[0] == local.START and lines[-1] == local.END
+    assert sum(line.startswith("| file |") for line in lines) == 4
+    assert sum(line.startswith("| sqlite |") for line in lines) == 4
+    page = "# B\n\n## Notes\n\nx\n"
+    once = local.splice(page, lines)
+    assert local.splice(once, lines) == once and once.index(local.START) < once.index("## Notes")
