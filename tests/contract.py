@@ -55,6 +55,7 @@ from sessionstore import (
     StoreUnavailableError,
     SyncSessionStore,
 )
+from sessionstore.clients import ClientStore
 from sessionstore.codec import Codec
 from sessionstore.keys import make_key
 from sessionstore.provider import (
@@ -65,6 +66,7 @@ from sessionstore.provider import (
     Condition,
     NotFound,
     PreconditionFailed,
+    Primitives,
 )
 from sessionstore.testing import Emulator
 
@@ -1246,9 +1248,20 @@ class ProviderRulesContract:
         store = make_store()
         declared = store.capabilities.sync_client
         assert store._serves_sync() is declared
+        assert _implements_sync_client(type(store)) is declared, (
+            "a store implements the sync-client hook exactly when it declares sync_client"
+        )
         if declared:  # it builds and closes a sync client, blocking
             store._open_sync()
             store._close_sync()
+
+
+def _implements_sync_client(cls: type[ObjectSessionStore]) -> bool:
+    """Whether ``cls`` overrides the hook that builds a synchronous client:
+    ``_build_sync_client`` for a :class:`ClientStore`, ``_open_sync`` for the others."""
+    if issubclass(cls, ClientStore):
+        return cls._build_sync_client is not ClientStore._build_sync_client
+    return cls._open_sync is not Primitives._open_sync
 
 
 class StoreContract(
