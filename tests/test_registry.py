@@ -3,6 +3,7 @@ command's help and the pytest plugin agree: each reads ``sessionstore.registry``
 built-in table the README documents and which other distributions extend through the
 ``sessionstore.providers`` entry-point group (tests/entry_point_provider is one)."""
 
+import importlib.metadata
 import inspect
 import logging
 import os
@@ -258,7 +259,7 @@ def test_the_entry_points_are_read_once_and_not_for_a_builtin_scheme(
         calls.append(kwargs)
         return entry_points(**kwargs)
 
-    fresh_registry.setattr(registry_module, "entry_points", counted)
+    fresh_registry.setattr(importlib.metadata, "entry_points", counted)
     assert PROVIDERS["s3"] is BUILTIN_PROVIDERS["s3"] and PROVIDERS.get("memory") is not None
     assert "file" in PROVIDERS and lazy_classes() and calls == []
     assert PROVIDERS.get("nosuch") is None and "nosuch" not in PROVIDERS

@@ -379,6 +379,18 @@ def test_import_loads_no_cloud_sdk_and_no_agent_framework() -> None:
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
+def test_built_in_schemes_read_no_entry_points() -> None:
+    # importlib.metadata costs a cold start about 25 ms; only an unknown scheme needs it.
+    code = (
+        "import sys; before = set(sys.modules);"
+        "import sessionstore; sessionstore.open_store('memory://');"
+        "sessionstore.open_store_sync('file:///tmp').close();"
+        "bad = 'importlib.metadata' in set(sys.modules) - before;"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
 def test_missing_extra_names_the_pip_command() -> None:
     code = (
         "import sys; sys.modules['aiobotocore'] = None\n"
