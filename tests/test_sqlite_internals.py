@@ -308,8 +308,12 @@ def test_objects_round_trip_with_metadata_size_and_time(path: Path, key: str) ->
 
 async def test_head_and_get_through_the_async_primitives(path: Path) -> None:
     store = SQLiteSessionStore(path)
-    version = await store._put("o.txt", b"abc", content_type=JSON, metadata={}, condition=ABSENT)
+    metadata = {"ss-tick": "3"}
+    version = await store._put(
+        "o.txt", b"abc", content_type=JSON, metadata=metadata, condition=ABSENT
+    )
     assert (await store._head("o.txt")).version == version
+    assert (await store._get("o.txt")).info.metadata == metadata
     assert (await store._get("o.txt")).body == b"abc"
     for call in (store._head, store._get):
         with pytest.raises(NotFound, match="missing.txt"):
@@ -403,7 +407,7 @@ def test_a_write_excludes_every_other_writer_from_read_to_write(
 def _pages(store: SQLiteSessionStore, size: int) -> list[list[str]]:
     pages, token = [], None
     while True:
-        page = store._list_sync("", size, token)
+        page = store._list_sync(size, token)
         pages.append([obj.key for obj in page.objects])
         if page.next_token is None:
             return pages
@@ -413,10 +417,10 @@ def _pages(store: SQLiteSessionStore, size: int) -> list[list[str]]:
 def test_listing_pages_through_sessions_then_other_objects(path: Path) -> None:
     store = SQLiteSessionStore(path)
     sessions = [make_key("", name) for name in ("a", "b", "c")]
-    others = ["A-upper.txt", "m/deep.txt", "n/deep.txt", "o/deep.txt", "z.txt"]
+    others = ["A-upper.txt", "b.txt", "m/deep.txt", "n/deep.txt", "o/deep.txt", "z.txt"]
     for key in sessions + others:
         _put(store, key, b"{}")
-    expected = [*sessions, "A-upper.txt", "z.txt"]
+    expected = [*sessions, "A-upper.txt", "b.txt", "z.txt"]
     for size in range(1, 7):
         pages = _pages(store, size)
         assert [key for page in pages for key in page] == expected, size
@@ -427,7 +431,7 @@ def test_listing_pages_through_sessions_then_other_objects(path: Path) -> None:
 def test_listed_objects_carry_version_size_and_time(path: Path) -> None:
     store = SQLiteSessionStore(path)
     versions = {key: _put(store, key, b'{"x": 1}') for key in (make_key("", "s"), "o.txt")}
-    page = store._list_sync("", 10, None)
+    page = store._list_sync(10, None)
     assert {obj.key: (obj.version, obj.size) for obj in page.objects} == {
         key: (version, 8) for key, version in versions.items()
     }
@@ -444,6 +448,6 @@ def test_a_session_id_no_key_can_hold_is_listed_without_a_key(
         " VALUES (?, '{}', 0, 0)",
         ("x" * 2000,),
     )
-    assert [obj.key for obj in store._list_sync("", 10, None).objects] == [""]
+    assert [obj.key for obj in store._list_sync(10, None).objects] == [""]
     assert SyncSessionStore(store).list() == []
     assert json.loads(raw.execute("SELECT snapshot FROM agentick_sessions").fetchone()[0]) == {}

@@ -409,10 +409,9 @@ class SQLiteSessionStore(ObjectSessionStore):
     async def _delete(self, key: str, *, condition: Condition) -> None:
         await self._blocking(self._delete_sync, key, condition)
 
-    def _list_sync(self, prefix: str, page_size: int, token: str | None) -> Page:
-        # The prefix is the store's, always "" (a prefix is refused). Sessions in
-        # session-id order, then the other objects without a "/" in key order; the
-        # token says which part and where ("s:<last id>" or "o:<last key>").
+    def _list_sync(self, page_size: int, token: str | None) -> Page:
+        # Sessions in session-id order, then the other objects without a "/" in key
+        # order; the token says which part and where ("s:<last id>" or "o:<last key>").
         part, after = (token or "s:")[:2], (token or "s:")[2:]
         objects: list[tuple[str, ListedObject]] = []
         with self._db.use() as db:
@@ -437,7 +436,8 @@ class SQLiteSessionStore(ObjectSessionStore):
         return Page([obj for _, obj in page], page[-1][0] if more else None)
 
     async def _list_page(self, prefix: str, *, page_size: int, token: str | None) -> Page:
-        return await self._blocking(self._list_sync, prefix, page_size, token)
+        # The prefix is the store's, always "" (a prefix is refused).
+        return await self._blocking(self._list_sync, page_size, token)
 
 
 def _now_ms() -> int:
