@@ -49,7 +49,6 @@ from sessionstore.base import ObjectSessionStore
 from sessionstore.errors import StoreConfigError
 from sessionstore.keys import decode_key, make_key
 from sessionstore.provider import (
-    META_ENCODING,
     UNCONDITIONAL,
     AccessDenied,
     Capabilities,
@@ -71,6 +70,10 @@ __all__ = ["SQLiteSessionStore"]
 DEFAULT_TABLE = "agentick_sessions"
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _BUSY_TIMEOUT = 10.0  # seconds a statement waits for another writer's lock
+#: Another connection's lock (SQLITE_BUSY, SQLITE_LOCKED): worth waiting for.
+_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+#: A file SQLite cannot open, or may not write (SQLITE_CANTOPEN, SQLITE_READONLY).
+_DENIED_CODES = frozenset({sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY})
 
 
 def _table_name(value: str) -> str:
@@ -114,18 +117,21 @@ class _Database:
     still holds :meth:`close`.
     """
 
+    _connection: sqlite3.Connection | None
+
     def __init__(self, path: Path, table: str) -> None:
         self.path = path
         self.table = table
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
-        self._connection: sqlite3.Connection | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid, self._lock, self._connection = os.getpid(), threading.Lock(), None
 
     def _renewed(self) -> None:
         # A forked child neither uses nor closes the parent's connection (SQLite's
         # rule), and never waits for a lock another thread of the parent held.
         if self._pid != os.getpid():
-            self._pid, self._lock, self._connection = os.getpid(), threading.Lock(), None
+            self._reset()
 
     @contextlib.contextmanager
     def use(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
@@ -136,13 +142,8 @@ class _Database:
             if not write:
                 yield connection
                 return
-            connection.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(connection):
                 yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
 
     def open(self) -> None:
         """Connect now (the first call would otherwise)."""
@@ -173,23 +174,17 @@ class _Database:
 
     def _prepare(self, connection: sqlite3.Connection) -> None:
         """WAL mode, and the schema in one transaction unless another opener made it."""
-        if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA journal_mode=WAL")  # a no-op, lock-free, once in WAL
         made = connection.execute(
-            "SELECT count(*) FROM sqlite_master WHERE name IN (?, ?)",
-            (f"{self.table}_ss_update", f"{self.table}_sessionstore_objects"),
+            "SELECT count(*) FROM sqlite_master WHERE name IN"
+            f" ('{self.table}_ss_update', '{self.table}_sessionstore_objects')"
         ).fetchone()[0]
         if made == 2:  # made in the one transaction below, so all of it is there
             return
-        connection.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(connection):
             for statement in _schema(self.table):
                 connection.execute(statement)
             self._add_columns(connection)
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
 
     def _add_columns(self, connection: sqlite3.Connection) -> None:
         columns = {row[1] for row in connection.execute(f'PRAGMA table_info("{self.table}")')}
@@ -203,6 +198,23 @@ class _Database:
         )
 
 
+@contextlib.contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    """One ``BEGIN IMMEDIATE`` transaction: committed, or rolled back on any error."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def _code(exc: BaseException) -> int:
+    """The primary SQLite result code of an error (0: not one of SQLite's own)."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF
+
+
 def _unless_busy(prepare: Callable[[], None]) -> None:
     """Run ``prepare``, again while another connection holds a lock SQLite does not wait
     for (changing the journal mode, a lock upgrade), up to the busy timeout."""
@@ -211,7 +223,7 @@ def _unless_busy(prepare: Callable[[], None]) -> None:
         try:
             return prepare()
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > give_up:
+            if _code(exc) not in _BUSY_CODES or time.monotonic() > give_up:
                 raise
         time.sleep(random.uniform(0.001, 0.02))
 
@@ -263,12 +275,10 @@ class SQLiteSessionStore(ObjectSessionStore):
         return f"sqlite://{os.path.realpath(self.database)}?table={self.table}"
 
     def _classify(self, exc: Exception) -> type[Fault]:
-        if isinstance(exc, sqlite3.OperationalError):
-            text = str(exc)
-            if "locked" in text or "busy" in text:
-                return Transient
-            if "unable to open" in text or "readonly" in text:
-                return AccessDenied
+        if _code(exc) in _BUSY_CODES:
+            return Transient
+        if _code(exc) in _DENIED_CODES:
+            return AccessDenied
         if isinstance(exc, PermissionError | FileNotFoundError):
             return AccessDenied
         if isinstance(exc, OSError) and exc.errno == errno.EROFS:
@@ -310,7 +320,7 @@ class SQLiteSessionStore(ObjectSessionStore):
                 f'INSERT INTO "{self.table}" (session_id, snapshot, created_at, updated_at)'
                 " VALUES (?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE SET"
                 " snapshot = excluded.snapshot, updated_at = excluded.updated_at",
-                (session_id, _stored_body(body, metadata), now, now),
+                (session_id, _stored_body(body), now, now),
             )
             ((version,),) = db.execute(
                 f'UPDATE "{self.table}" SET ss_meta = ? WHERE session_id = ? RETURNING ss_version',
@@ -331,8 +341,8 @@ class SQLiteSessionStore(ObjectSessionStore):
         row = db.execute(f"SELECT version FROM {other} WHERE key = ?", (key,)).fetchone()
         condition.require(None if row is None else str(row[0]))
         ((version,),) = db.execute(
-            "UPDATE sessionstore_counters SET value = value + 1 WHERE name = ? RETURNING value",
-            (self.table,),
+            "UPDATE sessionstore_counters SET value = value + 1"
+            f" WHERE name = '{self.table}' RETURNING value"
         ).fetchall()
         db.execute(
             f"INSERT OR REPLACE INTO {other} VALUES (?, ?, ?, ?, ?)",
@@ -399,9 +409,9 @@ class SQLiteSessionStore(ObjectSessionStore):
     async def _delete(self, key: str, *, condition: Condition) -> None:
         await self._blocking(self._delete_sync, key, condition)
 
-    def _list_sync(self, prefix: str, page_size: int, token: str | None) -> Page:
-        # Sessions in session-id order, then the other objects in key order; the token
-        # says which part and where ("s:<last id>" or "o:<last key>").
+    def _list_sync(self, page_size: int, token: str | None) -> Page:
+        # Sessions in session-id order, then the other objects without a "/" in key
+        # order; the token says which part and where ("s:<last id>" or "o:<last key>").
         part, after = (token or "s:")[:2], (token or "s:")[2:]
         objects: list[tuple[str, ListedObject]] = []
         with self._db.use() as db:
@@ -411,40 +421,37 @@ class SQLiteSessionStore(ObjectSessionStore):
                     f' FROM "{self.table}" WHERE session_id > ? ORDER BY session_id LIMIT ?',
                     (after, page_size + 1),
                 ).fetchall()
-                objects += [("s:" + row[0], _listed(_session_key(row[0]), row)) for row in rows]
+                objects = [("s:" + row[0], _listed(_session_key(row[0]), row)) for row in rows]
                 after = ""
             if len(objects) <= page_size:
                 rows = db.execute(
                     "SELECT key, version, updated_at, length(body)"
                     f' FROM "{self.table}_sessionstore_objects"'
-                    " WHERE key > ? AND key LIKE ? ESCAPE '\\' ORDER BY key LIMIT ?",
-                    (after, _like_prefix(prefix), page_size + 1),
+                    " WHERE key > ? AND instr(key, '/') = 0 ORDER BY key LIMIT ?",
+                    (after, page_size + 1),
                 ).fetchall()
-                objects += [
-                    ("o:" + row[0], _listed(row[0], row))
-                    for row in rows
-                    if "/" not in row[0][len(prefix) :]
-                ]
+                objects += [("o:" + row[0], _listed(row[0], row)) for row in rows]
         page = objects[:page_size]
         more = len(objects) > page_size
         return Page([obj for _, obj in page], page[-1][0] if more else None)
 
     async def _list_page(self, prefix: str, *, page_size: int, token: str | None) -> Page:
-        return await self._blocking(self._list_sync, prefix, page_size, token)
+        # The prefix is the store's, always "" (a prefix is refused).
+        return await self._blocking(self._list_sync, page_size, token)
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _time(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+def _time(ms: int) -> datetime:
+    """``updated_at`` (epoch ms, never NULL) as a time."""
+    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-def _stored_body(body: bytes, metadata: Mapping[str, str]) -> str | bytes:
-    """JSON text as TEXT (agentick reads it); anything else (compressed) as a BLOB."""
-    if metadata.get(META_ENCODING):
-        return body
+def _stored_body(body: bytes) -> str | bytes:
+    """JSON text as TEXT (agentick reads it); anything else as a BLOB: a compressed
+    body is never UTF-8 (gzip's and zstd's magic bytes are not)."""
     try:
         return body.decode()
     except UnicodeDecodeError:
@@ -461,7 +468,3 @@ def _session_key(session_id: str) -> str:
 
 def _listed(key: str, row: Any) -> ListedObject:
     return ListedObject(key, _time(row[2]), str(row[1]), row[3])
-
-
-def _like_prefix(prefix: str) -> str:
-    return re.sub(r"([\\%_])", r"\\\1", prefix) + "%"
