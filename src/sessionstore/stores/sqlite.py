@@ -176,8 +176,8 @@ class _Database:
         """WAL mode, and the schema in one transaction unless another opener made it."""
         connection.execute("PRAGMA journal_mode=WAL")  # a no-op, lock-free, once in WAL
         made = connection.execute(
-            "SELECT count(*) FROM sqlite_master WHERE name IN"
-            f" ('{self.table}_ss_update', '{self.table}_sessionstore_objects')"
+            "SELECT count(*) FROM sqlite_master WHERE name IN (?, ?)",
+            (f"{self.table}_ss_update", f"{self.table}_sessionstore_objects"),
         ).fetchone()[0]
         if made == 2:  # made in the one transaction below, so all of it is there
             return
@@ -341,8 +341,8 @@ class SQLiteSessionStore(ObjectSessionStore):
         row = db.execute(f"SELECT version FROM {other} WHERE key = ?", (key,)).fetchone()
         condition.require(None if row is None else str(row[0]))
         ((version,),) = db.execute(
-            "UPDATE sessionstore_counters SET value = value + 1"
-            f" WHERE name = '{self.table}' RETURNING value"
+            "UPDATE sessionstore_counters SET value = value + 1 WHERE name = ? RETURNING value",
+            (self.table,),
         ).fetchall()
         db.execute(
             f"INSERT OR REPLACE INTO {other} VALUES (?, ?, ?, ?, ?)",
