@@ -330,6 +330,27 @@ async def test_an_injected_serializer_writes_and_reads() -> None:
         await plain.load("s")  # the default serializer reads JSON only
 
 
+async def test_every_write_passes_the_serializers_content_type() -> None:
+    # The memory store keeps none; a cloud store stores what its _put receives.
+    seen: list[str] = []
+
+    class Recording(MemorySessionStore):
+        async def _put(self, key: str, body: bytes, *, content_type: str, **kw: Any) -> str:
+            seen.append(content_type)
+            return await super()._put(key, body, content_type=content_type, **kw)
+
+    for store, expected in [
+        (Recording(serializer=TaggedJson()), "application/x-tagged-json"),
+        (Recording(), "application/json"),
+        (Recording(compression="gzip", compress_min_bytes=0), "application/json"),
+    ]:
+        seen.clear()
+        version = await store.save("s", snapshot())
+        await store.save("s", snapshot(tick=2), if_version=version)
+        await store.save("t", snapshot(), if_absent=True)
+        assert seen == [expected] * 3
+
+
 async def test_a_failed_client_close_is_logged_with_the_stores_name(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
