@@ -348,6 +348,34 @@ class TestOnLocalStores:
         assert (report.copied, report.skipped, report.failures) == (0, 2, [])
         assert await dst.load("s") == snapshot(tick=1000)  # the racing writer's session
 
+    async def test_the_listing_runs_at_most_twice_concurrency_ids_ahead(self) -> None:
+        # A listing of millions of ids is never read into memory: a queue of
+        # 2 x concurrency ids lies between it and the workers.
+        gate = asyncio.Event()
+
+        class Gated(MemorySessionStore):
+            async def load_versioned(self, session_id: str) -> Versioned | None:
+                await gate.wait()
+                return await super().load_versioned(session_id)
+
+        src, dst = Gated(), MemorySessionStore()
+        for i in range(30):
+            await src.save(f"s{i:02d}", snapshot(tick=1))
+        pulled: list[str] = []
+
+        def ids() -> Iterator[str]:
+            for i in range(30):
+                pulled.append(f"s{i:02d}")
+                yield pulled[-1]
+
+        copying = asyncio.create_task(copy_sessions(src, dst, ids=ids(), concurrency=3))
+        for _ in range(100):  # until every worker waits at the gate and the queue is full
+            await asyncio.sleep(0)
+        assert len(pulled) == 3 + 2 * 3 + 1  # one per worker, the queue's, one waiting
+        gate.set()
+        report = await copying
+        assert (report.copied, report.failures, len(pulled)) == (30, [], 30)
+
     async def test_a_missing_source_session_is_a_failure(self) -> None:
         src, dst = MemorySessionStore(), MemorySessionStore()
         await src.save("here", snapshot(tick=1))

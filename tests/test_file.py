@@ -812,6 +812,31 @@ def test_sync_calls_write_on_the_callers_thread_and_open_once(tmp_path: Path) ->
     sync.close()
 
 
+def test_renewing_in_a_forked_child_closes_the_sync_client_and_starts_afresh(
+    tmp_path: Path,
+) -> None:
+    # What the at-fork hook runs in the child (sessionstore.forks), called here in
+    # process: the contract's fork tests run it in a child, where no coverage sees it.
+    store = Watched(tmp_path)
+    sync = SyncSessionStore(store)
+    sync.save("s", snapshot(tick=1))
+    parents = store._affinity
+    store._forked()
+    assert (store.opened, store.closed) == (1, 1)  # the child's copy, closed
+    assert store._affinity is not parents and not store._sync_open
+    sync.save("s", snapshot(tick=2))  # opens a sync client of its own
+    assert (store.opened, store.closed) == (2, 1)
+    assert asyncio.run(store.load("s")) == snapshot(tick=2)  # (its open checks the root)
+    assert (store.opened, store.closed) == (3, 1)
+    store._forked()  # the sync client again
+    assert (store.opened, store.closed) == (3, 2)
+    store._forked()  # no sync client open: nothing to close
+    assert (store.opened, store.closed) == (3, 2)
+    assert sync.load("s") == snapshot(tick=2)
+    sync.close()
+    assert (store.opened, store.closed) == (4, 3)
+
+
 async def test_a_privileged_save_keeps_the_owner_and_group_it_replaces(tmp_path: Path) -> None:
     # root (a maintenance job, `sessionstore put`) saving over a user's private session
     # must not take it away from that user.

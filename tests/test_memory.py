@@ -17,7 +17,7 @@ from sessionstore import (
     StoreAccessError,
     StoreConfigError,
 )
-from sessionstore.provider import UNCONDITIONAL
+from sessionstore.provider import UNCONDITIONAL, Condition
 from tests.contract import AsyncStoreContract, MakeStore, SyncStoreContract, put_raw, snapshot
 
 
@@ -330,6 +330,27 @@ async def test_an_injected_serializer_writes_and_reads() -> None:
         await plain.load("s")  # the default serializer reads JSON only
 
 
+async def test_every_write_passes_the_serializers_content_type() -> None:
+    # The memory store keeps none; a cloud store stores what its _put receives.
+    seen: list[str] = []
+
+    class Recording(MemorySessionStore):
+        async def _put(self, key: str, body: bytes, *, content_type: str, **kw: Any) -> str:
+            seen.append(content_type)
+            return await super()._put(key, body, content_type=content_type, **kw)
+
+    for store, expected in [
+        (Recording(serializer=TaggedJson()), "application/x-tagged-json"),
+        (Recording(), "application/json"),
+        (Recording(compression="gzip", compress_min_bytes=0), "application/json"),
+    ]:
+        seen.clear()
+        version = await store.save("s", snapshot())
+        await store.save("s", snapshot(tick=2), if_version=version)
+        await store.save("t", snapshot(), if_absent=True)
+        assert seen == [expected] * 3
+
+
 async def test_a_failed_client_close_is_logged_with_the_stores_name(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -348,3 +369,53 @@ async def test_a_failed_client_close_is_logged_with_the_stores_name(
     assert f"sessionstore: closing {store!r}'s client: OSError('connection reset')" in (
         caplog.messages
     )
+
+
+class CountsDeletes(MemorySessionStore):
+    """Counts the deletes in flight; each waits for the event loop's other tasks once."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.in_flight = self.most = 0
+
+    async def _delete(self, key: str, *, condition: Condition) -> None:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await asyncio.sleep(0)  # every other started delete gets to start here
+            await super()._delete(key, condition=condition)
+        finally:
+            self.in_flight -= 1
+
+
+@pytest.mark.parametrize(("concurrency", "most"), [(None, 16), (1, 1), (3, 3), (40, 20)])
+async def test_purge_prefix_runs_at_most_concurrency_deletes_at_once(
+    concurrency: int | None, most: int
+) -> None:
+    store = CountsDeletes()
+    for i in range(20):
+        await store.save(f"s{i:02d}", snapshot())
+    options = {} if concurrency is None else {"concurrency": concurrency}
+    assert await store.purge_prefix(**options) == 20
+    assert store.most == most and store.in_flight == 0
+    assert store._objects == {}
+
+
+async def test_purge_prefix_leaves_objects_outside_its_prefix() -> None:
+    make = sharing_one_dict()
+    root, inner, beside = make(), make(prefix="inner/"), make(prefix="inner-not/")
+    for store in (root, inner, beside):
+        await store.save("s", snapshot())
+    await put_raw(root, "inner/notes.txt", b"{}")  # any name, in this store
+    await put_raw(root, "inner/deeper/t.json", b"{}")  # not directly under the prefix
+    assert await inner.purge_prefix() == 2
+    assert sorted(root._objects) == ["inner-not/s.json", "inner/deeper/t.json", "s.json"]
+
+
+async def test_purge_prefix_counts_objects_over_several_pages() -> None:
+    """Pages of 1000: 2500 objects are three pages, all counted."""
+    store = MemorySessionStore()
+    for i in range(2500):
+        await put_raw(store, f"{i:04d}.json", b"{}")
+    assert await store.purge_prefix() == 2500
+    assert store._objects == {}

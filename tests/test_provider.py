@@ -4,7 +4,10 @@ secrets, the same for every cloud (the cloud tests exercise them through the SDK
 import pytest
 
 from sessionstore.provider import (
+    ABSENT,
+    UNCONDITIONAL,
     AccessDenied,
+    Condition,
     Failed,
     Fault,
     NotFound,
@@ -82,3 +85,16 @@ def test_secrets_are_redacted(name: str) -> None:
 def test_redaction_leaves_other_text_alone() -> None:
     text = "NoSuchKey, HTTP 404: key=sessions/a.json prefix=x since=2024"
     assert redact(text) == text
+
+
+def test_a_condition_is_a_version_or_absent_not_both() -> None:
+    with pytest.raises(ValueError, match="a version or absent, not both"):
+        Condition(version="v1", absent=True)
+    assert Condition(absent=True) == ABSENT and Condition() == UNCONDITIONAL
+    ABSENT.require(None)
+    Condition(version="v1").require("v1")
+    for condition, current in [(ABSENT, "v1"), (Condition(version="v1"), "v2")]:
+        with pytest.raises(PreconditionFailed):
+            condition.require(current)
+    with pytest.raises(PreconditionFailed):
+        Condition(version="v1").require(None)

@@ -7,10 +7,12 @@ test of the base class's retry logic, not of any SDK.
 import asyncio
 import math
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+import sessionstore.calls
 from sessionstore import (
     ConflictError,
     MemorySessionStore,
@@ -364,6 +366,22 @@ async def test_each_retry_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
         f"sessionstore: memory save memory:///s.json failed on attempt {n} (Flaky); retrying"
         for n in (1, 2)
+    ]
+
+
+async def test_the_attempt_that_succeeds_is_logged_with_its_time(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The call layer's own clock (time.monotonic), read when the call starts and ends.
+    readings = iter([100.0, 100.25])
+    monkeypatch.setattr(
+        sessionstore.calls, "time", SimpleNamespace(monotonic=lambda: next(readings))
+    )
+    store = FlakyStore(2, retry=FAST)
+    with caplog.at_level("DEBUG", logger="sessionstore"):
+        await store.save("s", {"tick": 1})
+    assert "sessionstore: memory save memory:///s.json ok (attempt 3, 250.0 ms)" in [
+        r.getMessage() for r in caplog.records if r.levelname == "DEBUG"
     ]
 
 

@@ -29,7 +29,7 @@ from sessionstore import (
     open_store_sync,
 )
 from sessionstore.runners import OnLoopThread, _live, _LoopThread
-from tests.contract import snapshot
+from tests.contract import run_python, snapshot
 
 #: How long a blocked close waits for the test to release it. Only a regression ever
 #: waits this long (the test releases it at once); it keeps such a run from hanging.
@@ -255,6 +255,27 @@ def test_a_dropped_store_does_not_wait_for_its_close() -> None:
     assert runner not in _live
 
 
+UNCLOSED_AT_EXIT = """
+import asyncio
+from sessionstore import MemorySessionStore, SyncSessionStore
+
+class SlowClose(MemorySessionStore):
+    async def aclose(self):
+        await asyncio.sleep(0.5)  # a client that takes a while to close
+        print("closed", flush=True)
+
+store = SyncSessionStore(SlowClose())  # never closed, alive until exit
+store.save("s", {"tick": 1})
+"""
+
+
+def test_exit_waits_for_an_unclosed_store_to_close_its_client() -> None:
+    # Exit stops every loop thread and waits for its close (_stop_at_exit); the
+    # wrapper's finalizer, which does not wait, is not what exit runs.
+    stdout, stderr = run_python(UNCLOSED_AT_EXIT)
+    assert (stdout, stderr) == ("closed\n", "")
+
+
 def test_a_forked_child_forgets_the_parents_loop_thread() -> None:
     # What the fork hook does in a child, called here (mutmut sees no forked child).
     store = Closing()
@@ -309,6 +330,22 @@ def test_a_sync_iterator_lists_one_page_per_round_trip(tmp_path: Path) -> None:
     assert next(ids) == "s0"
     assert store.pages == 1  # one page fetched for the first id, not more
     assert list(ids) == ["s1", "s2", "s3", "s4"]
+    assert store.ended == 1
+    sync.close()
+
+
+def test_a_listing_read_to_its_end_takes_no_round_trip_to_close(tmp_path: Path) -> None:
+    store, sync = listed(tmp_path, 5)
+    runs: list[object] = []
+    run = sync._run
+
+    def counted(coro: Any) -> Any:
+        runs.append(coro)
+        return run(coro)
+
+    sync._run = counted  # type: ignore[method-assign]
+    assert list(sync.iter_ids(page_size=2)) == ["s0", "s1", "s2", "s3", "s4"]
+    assert len(runs) == 4  # pages of 2, 2, 1, then the end; nothing left to close
     assert store.ended == 1
     sync.close()
 

@@ -267,6 +267,8 @@ BAD_URLS = [
     ("memory://somewhere", "takes no location"),
     ("file://otherhost/x", "names host"),
     ("s3:///prefix/", "names no bucket"),
+    ("s3://bkt/a//", "has an empty, '.' or '..' segment"),
+    ("gs://bkt/a/./", "has an empty, '.' or '..' segment"),
     ("gs://", "names no bucket"),
     ("az:///x", "names no container"),
     ("file://", "has no directory"),
