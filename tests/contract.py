@@ -756,6 +756,7 @@ class ListContract:
         ]:
             await put_raw(store, store.prefix + key, b"{}")
         assert await store.list() == ["mine"]
+        await store._delete(store.prefix + "nested/deeper.json", condition=UNCONDITIONAL)
 
 
 class TtlContract:

@@ -8,6 +8,7 @@ listing), and the transaction around every write.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gzip
 import json
@@ -17,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +44,8 @@ from sessionstore.provider import (
 )
 from sessionstore.stores import sqlite as module
 from tests.contract import snapshot
+from tests.test_sqlite import AGENTICK_UPSERT
+from tests.tracedpeak import Traced, run_traced
 
 JSON = "application/json"
 OBJECTS = "agentick_sessions_sessionstore_objects"
@@ -451,3 +455,26 @@ def test_a_session_id_no_key_can_hold_is_listed_without_a_key(
     assert [obj.key for obj in store._list_sync(10, None).objects] == [""]
     assert SyncSessionStore(store).list() == []
     assert json.loads(raw.execute("SELECT snapshot FROM agentick_sessions").fetchone()[0]) == {}
+
+
+def oversized_load_traced(payload: bytes) -> list[Any]:
+    """In a process of its own (tests.tracedpeak): the peak bytes allocated while
+    loading a session whose row is over the store's size limit."""
+    store = SyncSessionStore(SQLiteSessionStore(payload.decode(), max_snapshot_bytes=1_000_000))
+    with Traced() as traced:
+        store.load("big")
+    store.close()
+    return [traced.peak, traced.raised]
+
+
+def test_an_oversized_row_is_never_read_into_memory(path: Path) -> None:
+    # agentick (or any writer) may store a row over this store's limit: SQLite must
+    # not hand it to Python, where it would be a 30 MB str before being refused.
+    SQLiteSessionStore(path)._open_sync()  # the schema
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as raw:
+        raw.execute(AGENTICK_UPSERT, ("big", '{"a":"' + "0" * 30_000_000 + '"}', 1, 1))
+    peak, raised = run_traced(
+        "tests.test_sqlite_internals:oversized_load_traced", str(path).encode()
+    )
+    assert raised == "SnapshotTooLargeError"
+    assert peak < 5_000_000

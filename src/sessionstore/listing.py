@@ -121,8 +121,10 @@ class Listing(WritePath):
         return deleted
 
     async def purge_prefix(self, *, concurrency: int = 16) -> int:
-        """Delete every object directly under the store's prefix: its sessions, expired
-        or not, and objects in other formats (what test fixtures and tools clean up).
+        """Delete every object the store lists directly under its prefix: its sessions,
+        expired or not, and other objects there (what test fixtures and tools clean up).
+        Keys below a deeper ``/`` stay, and so do files the file store does not list
+        (names not ending in ``.json``).
 
         Each delete is unconditional and runs under the retry policy, up to
         ``concurrency`` at once; an object already gone is fine. Returns the number of

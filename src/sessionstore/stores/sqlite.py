@@ -362,20 +362,24 @@ class SQLiteSessionStore(ObjectSessionStore):
         return await self._blocking(self._put_sync, key, body, metadata, condition)
 
     def _read_sync(self, key: str, *, with_body: bool) -> StoredObject:
+        # The body only when it is within the size limit: SQLite then never hands a huge
+        # row (another writer's) to this process. -1: a head, which reads no body.
+        limit = self._codec.max_snapshot_bytes if with_body else -1
         session_id = decode_key("", key)
-        body = "snapshot" if with_body else "NULL"
+        size = "length(CAST(snapshot AS BLOB))"
         query = (
-            f"SELECT {body}, ss_version, ss_meta, updated_at, length(CAST(snapshot AS BLOB))"
-            f' FROM "{self.table}" WHERE session_id = ?'
+            f"SELECT CASE WHEN {size} <= ? THEN snapshot END, ss_version, ss_meta,"
+            f' updated_at, {size} FROM "{self.table}" WHERE session_id = ?'
         )
         if session_id is None:
-            body = "body" if with_body else "NULL"
             query = (
-                f"SELECT {body}, version, meta, updated_at, length(body)"
-                f' FROM "{self.table}_sessionstore_objects" WHERE key = ?'
+                "SELECT CASE WHEN length(body) <= ? THEN body END, version, meta,"
+                f' updated_at, length(body) FROM "{self.table}_sessionstore_objects"'
+                " WHERE key = ?"
             )
         with self._db.use() as db:
-            row = db.execute(query, (key if session_id is None else session_id,)).fetchone()
+            name = key if session_id is None else session_id
+            row = db.execute(query, (limit, name)).fetchone()
         if row is None:
             raise NotFound(key)
         stored, version, meta, updated_at, size = row

@@ -45,7 +45,8 @@ def unique_prefix() -> str:
 
 
 async def purge_prefix(store: ObjectSessionStore, *, concurrency: int = 16) -> None:
-    """Delete every object under the store's prefix (its own and foreign ones).
+    """Delete every object the store lists directly under its prefix (its sessions and
+    foreign objects; not keys below a deeper ``/``).
 
     :meth:`ObjectSessionStore.purge_prefix`, up to ``concurrency`` deletes at once,
     each under the store's retry policy. Raises what a delete raises, except that an
