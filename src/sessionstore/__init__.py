@@ -35,10 +35,11 @@ from sessionstore.sync import SyncSessionStore, open_store_sync
 from sessionstore.types import SessionInfo, SessionSnapshot, SessionStore, Versioned
 from sessionstore.url import open_store
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # type checkers see the classes that __getattr__ loads lazily
     from sessionstore.stores.azure import AzureBlobSessionStore
     from sessionstore.stores.gcs import GCSSessionStore
     from sessionstore.stores.s3 import S3SessionStore
+    from sessionstore.stores.sqlite import SQLiteSessionStore
 
 __all__ = [
     "AzureBlobSessionStore",
@@ -51,6 +52,7 @@ __all__ = [
     "ObjectSessionStore",
     "RetryPolicy",
     "S3SessionStore",
+    "SQLiteSessionStore",
     "Serializer",
     "SessionInfo",
     "SessionSnapshot",
